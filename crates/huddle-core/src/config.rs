@@ -1,0 +1,35 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How an [`Sfu`](crate::Sfu) behaves. Everything has a production default except the
+/// addresses, which only the caller knows.
+#[derive(Clone, Debug)]
+pub struct SfuConfig {
+    /// The UDP addresses the core advertises as ICE candidates. Every [`Datagram`](crate::Datagram)
+    /// handed in must name one of them as its `destination` (behind NAT: the public address).
+    pub candidates: Vec<SocketAddr>,
+    /// A participant that has not connected ICE and DTLS by then is removed.
+    pub connect_timeout: Duration,
+    /// At most one keyframe request per published track in this interval; requests that
+    /// arrive in between are merged into one sent when it ends.
+    pub keyframe_request_interval: Duration,
+    /// Upper bound on the packets kept of a video track's current group of pictures, replayed
+    /// to a new subscriber so that it can decode at once even when the publisher ignores
+    /// keyframe requests (OBS). A longer GOP is not cached.
+    pub gop_cache_packets: usize,
+    /// Refuse new participants beyond this number.
+    pub max_participants: usize,
+}
+
+impl SfuConfig {
+    /// Defaults for everything but the advertised addresses.
+    pub fn new(candidates: Vec<SocketAddr>) -> Self {
+        SfuConfig {
+            candidates,
+            connect_timeout: Duration::from_secs(20),
+            keyframe_request_interval: Duration::from_millis(500),
+            gop_cache_packets: 1500,
+            max_participants: 10_000,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+use crate::ParticipantId;
+
+/// Everything a caller of the core can get wrong, or the core can refuse.
+///
+/// Each variant is a client-visible reason: the server maps them to HTTP statuses in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The SDP could not be parsed.
+    #[error("malformed SDP: {0}")]
+    MalformedSdp(String),
+    /// The offer parsed, but str0m (or huddle) cannot accept it.
+    #[error("offer rejected: {0}")]
+    OfferRejected(String),
+    /// The offer has no audio or video section with a codec huddle can forward.
+    #[error("no usable media: {0}")]
+    NoUsableMedia(String),
+    /// A trickled candidate could not be parsed.
+    #[error("malformed ICE candidate: {0}")]
+    MalformedCandidate(String),
+    /// The room name is empty, too long or has characters outside `[A-Za-z0-9._~-]`.
+    #[error("invalid room name (1-64 characters of A-Z a-z 0-9 . _ ~ -)")]
+    InvalidRoomName,
+    /// The participant does not exist (it left, timed out, or never existed).
+    #[error("unknown participant {0}")]
+    UnknownParticipant(ParticipantId),
+    /// The server is at its configured participant limit.
+    #[error("server full ({0} participants)")]
+    Full(usize),
+}

@@ -1,0 +1,57 @@
+use crate::{Codec, MediaKind, ParticipantId, Role, TrackId};
+
+/// Why a participant left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// The signaling side asked for it (WHIP/WHEP `DELETE`, WebSocket closed…).
+    Requested,
+    /// ICE did not connect in time, or consent/connectivity was lost.
+    Timeout,
+    /// The peer closed DTLS or the SCTP association.
+    Closed,
+    /// str0m reported an error on this peer's input; the peer was dropped.
+    Failed,
+}
+
+/// What happened inside the core, for signaling, logs and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A participant was created in a room.
+    Joined {
+        room: String,
+        participant: ParticipantId,
+        role: Role,
+    },
+    /// ICE and DTLS are up: media can flow.
+    Connected { participant: ParticipantId },
+    /// A participant is gone, with all its tracks and subscriptions.
+    Left {
+        room: String,
+        participant: ParticipantId,
+        reason: LeaveReason,
+    },
+    /// A participant started sending a track.
+    TrackPublished {
+        room: String,
+        participant: ParticipantId,
+        track: TrackId,
+        kind: MediaKind,
+    },
+    /// A track ended (its publisher left or stopped it).
+    TrackUnpublished {
+        room: String,
+        participant: ParticipantId,
+        track: TrackId,
+    },
+    /// A track is now forwarded to a subscriber.
+    Subscribed {
+        subscriber: ParticipantId,
+        track: TrackId,
+    },
+    /// A track cannot be forwarded to a subscriber: none of its codecs were negotiated there.
+    CodecMismatch {
+        subscriber: ParticipantId,
+        track: TrackId,
+        codecs: Vec<Codec>,
+    },
+}

@@ -1,0 +1,252 @@
+//! A participant: one peer connection (one str0m `Rtc`), what it publishes and what it
+//! receives.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::media::{MediaKind, Mid};
+use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
+use str0m::{Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
+use tracing::{debug, warn};
+
+use crate::subscription::Subscription;
+use crate::track::Packet;
+use crate::{LeaveReason, ParticipantId, TrackId, Transmit};
+
+/// How a participant came in, which decides what it is fed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A WHIP publisher (OBS, an encoder): sends media, receives none.
+    Publisher,
+    /// A WHEP viewer: receives the room's main publisher.
+    Viewer,
+}
+
+/// At most this many back-to-back "timeout is now" rounds per drive; str0m settles in one or
+/// two, so hitting it means a busy loop is being avoided.
+const MAX_IMMEDIATE_TIMEOUTS: usize = 8;
+
+/// One peer connection in a room.
+#[derive(Debug)]
+pub struct Participant {
+    pub id: ParticipantId,
+    pub room: String,
+    pub role: Role,
+    pub(crate) rtc: Rtc,
+    pub(crate) created_at: Instant,
+    pub(crate) connected: bool,
+    /// Published tracks by publisher `mid`, and the SSRCs seen on them.
+    pub(crate) tracks: Vec<(Mid, TrackId)>,
+    pub(crate) ssrc_tracks: Vec<(Ssrc, TrackId)>,
+    /// Outgoing media sections and what feeds them.
+    pub(crate) subscriptions: Vec<Subscription>,
+    /// Current local ICE ufrag (demux key) and the remote one (to tell an ICE restart).
+    pub(crate) ufrag: String,
+    pub(crate) remote_ufrag: Option<String>,
+    /// Remote addresses known to the demux for this participant.
+    pub(crate) addrs: Vec<SocketAddr>,
+    /// When str0m wants its next timeout.
+    pub(crate) rtc_deadline: Instant,
+    /// Earliest entry this participant has in the timer heap.
+    pub(crate) scheduled: Option<Instant>,
+    /// When merged keyframe requests for this participant's tracks are due.
+    pub(crate) keyframe_due: Option<Instant>,
+    /// Set when the participant must be removed after the current step.
+    pub(crate) dead: Option<LeaveReason>,
+}
+
+/// What became of a packet offered to a subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Forwarded {
+    Written,
+    Dropped,
+    /// Video that cannot start before a keyframe.
+    WaitingForKeyframe,
+    /// The subscriber negotiated no codec matching this packet's (reported once).
+    FirstCodecMismatch,
+}
+
+/// What driving one `Rtc` produced that concerns more than this participant.
+// Packets are the common case: boxing them would allocate once per packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Internal {
+    Connected(ParticipantId),
+    Rtp(ParticipantId, RtpPacket),
+    /// The participant's ICE agent sent to an address the demux does not know for it yet.
+    Transmitted(ParticipantId, SocketAddr),
+    KeyframeRequest(ParticipantId, Mid),
+}
+
+impl Participant {
+    pub(crate) fn new(
+        id: ParticipantId,
+        room: String,
+        role: Role,
+        rtc: Rtc,
+        ufrag: String,
+        now: Instant,
+    ) -> Self {
+        Participant {
+            id,
+            room,
+            role,
+            rtc,
+            created_at: now,
+            connected: false,
+            tracks: Vec::new(),
+            ssrc_tracks: Vec::new(),
+            subscriptions: Vec::new(),
+            ufrag,
+            remote_ufrag: None,
+            addrs: Vec::new(),
+            rtc_deadline: now,
+            scheduled: None,
+            keyframe_due: None,
+            dead: None,
+        }
+    }
+
+    /// The published track a packet with this SSRC belongs to.
+    pub(crate) fn track_for_ssrc(&mut self, ssrc: Ssrc) -> Option<TrackId> {
+        if let Some((_, t)) = self.ssrc_tracks.iter().find(|(s, _)| *s == ssrc) {
+            return Some(*t);
+        }
+        let mid = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid())?;
+        let track = self
+            .tracks
+            .iter()
+            .find(|(m, _)| *m == mid)
+            .map(|(_, t)| *t)?;
+        self.ssrc_tracks.push((ssrc, track));
+        Some(track)
+    }
+
+    pub(crate) fn subscription_mut(&mut self, mid: Mid) -> Option<&mut Subscription> {
+        self.subscriptions.iter_mut().find(|s| s.mid == mid)
+    }
+
+    /// When this participant next needs [`Sfu::handle_timeout`](crate::Sfu::handle_timeout).
+    pub(crate) fn next_deadline(&self, connect_timeout: Duration) -> Instant {
+        let mut at = self.rtc_deadline;
+        if !self.connected {
+            at = at.min(self.created_at + connect_timeout);
+        }
+        if let Some(k) = self.keyframe_due {
+            at = at.min(k);
+        }
+        at
+    }
+
+    /// Feeds a timeout to str0m.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            warn!(participant = %self.id, "timeout input failed: {e}");
+            self.dead = Some(LeaveReason::Failed);
+        }
+    }
+
+    /// Writes one forwarded packet on subscription `mid`, rewritten for this subscriber.
+    pub(crate) fn forward(&mut self, mid: Mid, p: &Packet, now: Instant) -> Forwarded {
+        let Some(sub) = self.subscriptions.iter_mut().find(|s| s.mid == mid) else {
+            return Forwarded::Dropped;
+        };
+        let Some(pt) = sub.map_pt(p.pt) else {
+            return if std::mem::replace(&mut sub.codec_mismatch, true) {
+                Forwarded::Dropped
+            } else {
+                Forwarded::FirstCodecMismatch
+            };
+        };
+        sub.codec_mismatch = false;
+        let Some(out) =
+            sub.rewriter
+                .rewrite(p.ssrc, *p.seq, p.ts, p.clock_rate, p.keyframe_start, now)
+        else {
+            return if sub.rewriter.waiting_for_keyframe() {
+                Forwarded::WaitingForKeyframe
+            } else {
+                Forwarded::Dropped
+            };
+        };
+        let video = sub.kind == MediaKind::Video;
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return Forwarded::Dropped;
+        };
+        tx.write_rtp(
+            RtpWrite::new(pt, out.seq.into(), out.ts, p.arrival, p.payload.clone())
+                .marker(p.marker)
+                .ext_vals(p.ext.clone())
+                .nackable(video),
+        );
+        Forwarded::Written
+    }
+
+    /// Drains str0m until it asks for a future timeout: transmits go to `transmits`, events
+    /// that concern other participants to `internal`. A timeout that is already due is fed
+    /// straight back, so that packets written since the last drain leave in this call.
+    pub(crate) fn drive(
+        &mut self,
+        now: Instant,
+        transmits: &mut VecDeque<Transmit>,
+        internal: &mut VecDeque<Internal>,
+    ) {
+        let mut immediate = 0;
+        loop {
+            let output = match self.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(participant = %self.id, "poll_output failed: {e}");
+                    self.dead = Some(LeaveReason::Failed);
+                    return;
+                }
+            };
+            match output {
+                Output::Timeout(t) => {
+                    if t <= now && immediate < MAX_IMMEDIATE_TIMEOUTS && self.rtc.is_alive() {
+                        immediate += 1;
+                        self.handle_timeout(now);
+                        continue;
+                    }
+                    self.rtc_deadline = t;
+                    break;
+                }
+                Output::Transmit(t) => {
+                    if !self.addrs.contains(&t.destination) {
+                        internal.push_back(Internal::Transmitted(self.id, t.destination));
+                    }
+                    transmits.push_back(Transmit {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    });
+                }
+                Output::Event(e) => self.on_event(e, internal),
+            }
+        }
+        if !self.rtc.is_alive() && self.dead.is_none() {
+            self.dead = Some(LeaveReason::Closed);
+        }
+    }
+
+    fn on_event(&mut self, e: RtcEvent, internal: &mut VecDeque<Internal>) {
+        match e {
+            RtcEvent::RtpPacket(p) => internal.push_back(Internal::Rtp(self.id, p)),
+            RtcEvent::KeyframeRequest(r) => {
+                internal.push_back(Internal::KeyframeRequest(self.id, r.mid))
+            }
+            RtcEvent::Connected => {
+                self.connected = true;
+                internal.push_back(Internal::Connected(self.id));
+            }
+            RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                debug!(participant = %self.id, "ICE disconnected");
+                self.dead = Some(LeaveReason::Timeout);
+            }
+            RtcEvent::Closed => self.dead = Some(LeaveReason::Closed),
+            _ => {}
+        }
+    }
+}

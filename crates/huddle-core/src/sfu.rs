@@ -1,0 +1,769 @@
+//! The endpoint: every room, participant and track of one server, driven by datagrams,
+//! commands and time.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::rtp::RtpPacket;
+use str0m::{Candidate, IceCreds, Input, Rtc};
+use tracing::{debug, info, warn};
+
+use crate::participant::{Forwarded, Internal, Participant, Role};
+use crate::room::{Room, valid_room_name};
+use crate::timers::Timers;
+use crate::track::{Packet, Track};
+use crate::{
+    CoreError, Event, LeaveReason, ParticipantId, SfuConfig, TrackId, codec, demux::Demux, sdp,
+};
+
+/// A datagram received on one of the advertised addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    pub source: SocketAddr,
+    /// The advertised address it arrived on (one of [`SfuConfig::candidates`]).
+    pub destination: SocketAddr,
+    pub contents: &'a [u8],
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The advertised address it leaves from.
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// The answer to an accepted offer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub participant: ParticipantId,
+    /// SDP answer, ready for the HTTP body.
+    pub sdp: String,
+    /// Local ICE ufrag: identifies the ICE session (WHIP uses it as the ETag).
+    pub ice_ufrag: String,
+}
+
+/// What a trickle/restart fragment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IceRestart {
+    /// Candidates were added to the running ICE session.
+    Trickled,
+    /// The peer restarted ICE; here is the answer fragment and the new local ufrag.
+    Restarted { fragment: String, ice_ufrag: String },
+}
+
+/// Counters and sizes, for metrics and for tests that check nothing leaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    pub rooms: usize,
+    pub participants: usize,
+    pub tracks: usize,
+    pub subscriptions: usize,
+    pub demux_ufrags: usize,
+    pub demux_addrs: usize,
+    pub timer_entries: usize,
+    pub datagrams_unrouted: u64,
+    pub datagrams_malformed: u64,
+    pub packets_received: u64,
+    pub packets_forwarded: u64,
+    pub keyframe_requests_sent: u64,
+}
+
+/// The SFU state machine. See the [crate docs](crate) for the model and the driving loop.
+#[derive(Debug)]
+pub struct Sfu {
+    config: SfuConfig,
+    next_id: u64,
+    rooms: HashMap<String, Room>,
+    participants: HashMap<ParticipantId, Participant>,
+    tracks: HashMap<TrackId, Track>,
+    demux: Demux,
+    timers: Timers,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    internal: VecDeque<Internal>,
+    /// Participants to remove once the current step is done.
+    doomed: Vec<(ParticipantId, LeaveReason)>,
+    stats: SfuStats,
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig) -> Self {
+        Sfu {
+            config,
+            next_id: 1,
+            rooms: HashMap::new(),
+            participants: HashMap::new(),
+            tracks: HashMap::new(),
+            demux: Demux::default(),
+            timers: Timers::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            internal: VecDeque::new(),
+            doomed: Vec::new(),
+            stats: SfuStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &SfuConfig {
+        &self.config
+    }
+
+    /// Accepts a WHIP offer: a participant that publishes into `room`.
+    pub fn publish(&mut self, now: Instant, room: &str, offer: &str) -> Result<Answer, CoreError> {
+        self.join(now, room, offer, Role::Publisher)
+    }
+
+    /// Accepts a WHEP offer: a participant that receives the room's longest-present publisher,
+    /// now or as soon as there is one.
+    pub fn view(&mut self, now: Instant, room: &str, offer: &str) -> Result<Answer, CoreError> {
+        self.join(now, room, offer, Role::Viewer)
+    }
+
+    fn join(
+        &mut self,
+        now: Instant,
+        room: &str,
+        offer: &str,
+        role: Role,
+    ) -> Result<Answer, CoreError> {
+        if !valid_room_name(room) {
+            return Err(CoreError::InvalidRoomName);
+        }
+        if self.participants.len() >= self.config.max_participants {
+            return Err(CoreError::Full(self.participants.len()));
+        }
+        let parsed = sdp::parse_offer(offer)?;
+        let mut rtc = codec::configure(Rtc::builder().set_rtp_mode(true)).build(now);
+        for addr in &self.config.candidates {
+            let candidate = Candidate::host(*addr, "udp")
+                .map_err(|e| CoreError::OfferRejected(format!("local candidate {addr}: {e}")))?;
+            rtc.add_local_candidate(candidate);
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(parsed)
+            .map_err(|e| CoreError::OfferRejected(e.to_string()))?;
+        let ice_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+
+        let id = ParticipantId(self.next_id);
+        self.next_id += 1;
+        let mut p = Participant::new(id, room.to_owned(), role, rtc, ice_ufrag.clone(), now);
+        p.remote_ufrag = sdp::ice_ufrag(offer).map(str::to_owned);
+
+        // Accepting the offer declared the media: check it before admitting the participant.
+        let sections = media_sections(&p.rtc, offer);
+        check_usable_media(&p, role, &sections)?;
+        let mut transmits = VecDeque::new();
+        p.drive(now, &mut transmits, &mut self.internal);
+
+        self.demux.add_ufrag(&ice_ufrag, id);
+        self.rooms
+            .entry(room.to_owned())
+            .or_insert_with(|| Room::new(room.to_owned()))
+            .participants
+            .push(id);
+        self.participants.insert(id, p);
+        self.transmits.extend(transmits);
+        self.events.push_back(Event::Joined {
+            room: room.to_owned(),
+            participant: id,
+            role,
+        });
+        info!(participant = %id, room, ?role, "joined");
+        for (mid, kind, direction) in sections {
+            self.media_added(now, id, mid, kind, direction);
+        }
+        self.reschedule(id);
+        self.process(now);
+        Ok(Answer {
+            participant: id,
+            sdp: sdp::finish_answer(answer.to_sdp_string(), offer),
+            ice_ufrag,
+        })
+    }
+
+    /// Applies an `application/trickle-ice-sdpfrag` body: adds trickled candidates, or restarts
+    /// ICE when the fragment carries a new ufrag and password.
+    pub fn patch(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        fragment: &str,
+    ) -> Result<IceRestart, CoreError> {
+        let frag = sdp::parse_fragment(fragment)?;
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(CoreError::UnknownParticipant(id))?;
+        let restart = match &frag.ufrag {
+            Some(new) => p.remote_ufrag.as_deref() != Some(new.as_str()),
+            None => false,
+        };
+        let mut outcome = IceRestart::Trickled;
+        if restart {
+            let (Some(ufrag), Some(pass)) = (frag.ufrag.clone(), frag.pwd.clone()) else {
+                return Err(CoreError::MalformedSdp(
+                    "ICE restart needs a=ice-ufrag and a=ice-pwd".into(),
+                ));
+            };
+            let local = IceCreds::new();
+            let mut api = p.rtc.direct_api();
+            api.set_remote_ice_credentials(IceCreds {
+                ufrag: ufrag.clone(),
+                pass,
+            });
+            api.set_local_ice_credentials(local.clone());
+            self.demux.remove_ufrag(&p.ufrag, id);
+            self.demux.add_ufrag(&local.ufrag, id);
+            p.ufrag = local.ufrag.clone();
+            p.remote_ufrag = Some(ufrag);
+            outcome = IceRestart::Restarted {
+                fragment: restart_fragment(&local, frag.mid.as_deref(), &self.config.candidates),
+                ice_ufrag: local.ufrag,
+            };
+        }
+        for c in frag.candidates {
+            p.rtc.add_remote_candidate(c);
+        }
+        p.drive(now, &mut self.transmits, &mut self.internal);
+        self.after_drive(id);
+        self.process(now);
+        Ok(outcome)
+    }
+
+    /// Removes a participant at its own request (WHIP/WHEP `DELETE`): DTLS is closed politely.
+    pub fn leave(&mut self, now: Instant, id: ParticipantId) -> Result<(), CoreError> {
+        if !self.participants.contains_key(&id) {
+            return Err(CoreError::UnknownParticipant(id));
+        }
+        self.doomed.push((id, LeaveReason::Requested));
+        self.process(now);
+        Ok(())
+    }
+
+    /// Feeds one received datagram. Datagrams that belong to no participant, or that str0m
+    /// cannot parse, are counted and dropped.
+    pub fn handle_datagram(&mut self, now: Instant, d: Datagram<'_>) {
+        let Some(id) = self.demux.route(d.source, d.contents) else {
+            self.stats.datagrams_unrouted += 1;
+            debug!(source = %d.source, len = d.contents.len(), "datagram for no participant");
+            return;
+        };
+        let Ok(contents) = DatagramRecv::try_from(d.contents) else {
+            self.stats.datagrams_malformed += 1;
+            debug!(source = %d.source, "malformed datagram");
+            return;
+        };
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: d.source,
+                destination: d.destination,
+                contents,
+            },
+        );
+        if let Err(e) = p.rtc.handle_input(input) {
+            // A bad packet is the peer's problem, not the server's: drop it and go on.
+            self.stats.datagrams_malformed += 1;
+            debug!(participant = %id, "input rejected: {e}");
+        }
+        p.drive(now, &mut self.transmits, &mut self.internal);
+        self.after_drive(id);
+        self.process(now);
+    }
+
+    /// Advances time: runs every participant whose deadline has come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, id)) = self.timers.pop_due(now) {
+            let Some(p) = self.participants.get_mut(&id) else {
+                continue;
+            };
+            if p.scheduled != Some(at) {
+                continue; // superseded by an earlier entry
+            }
+            p.scheduled = None;
+            if !p.connected && now >= p.created_at + self.config.connect_timeout {
+                info!(participant = %id, "did not connect in time");
+                p.dead = Some(LeaveReason::Timeout);
+            }
+            if p.rtc_deadline <= now {
+                p.handle_timeout(now);
+                p.drive(now, &mut self.transmits, &mut self.internal);
+            }
+            let keyframes_due = p.keyframe_due.is_some_and(|d| d <= now);
+            if keyframes_due {
+                p.keyframe_due = None;
+                let own: Vec<TrackId> = p.tracks.iter().map(|(_, t)| *t).collect();
+                for t in own {
+                    let pending = self
+                        .tracks
+                        .get(&t)
+                        .and_then(|t| {
+                            t.keyframe_requests
+                                .due(self.config.keyframe_request_interval)
+                        })
+                        .is_some();
+                    if pending {
+                        self.request_keyframe(now, t);
+                    }
+                }
+            }
+            self.after_drive(id);
+        }
+        self.process(now);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    pub fn participant(&self, id: ParticipantId) -> Option<&Participant> {
+        self.participants.get(&id)
+    }
+
+    pub fn room(&self, name: &str) -> Option<&Room> {
+        self.rooms.get(name)
+    }
+
+    pub fn track(&self, id: TrackId) -> Option<&Track> {
+        self.tracks.get(&id)
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        let (demux_ufrags, demux_addrs) = self.demux.sizes();
+        SfuStats {
+            rooms: self.rooms.len(),
+            participants: self.participants.len(),
+            tracks: self.tracks.len(),
+            subscriptions: self.tracks.values().map(|t| t.subscribers.len()).sum(),
+            demux_ufrags,
+            demux_addrs,
+            timer_entries: self.timers.len(),
+            ..self.stats
+        }
+    }
+
+    /// Bookkeeping after a participant's `Rtc` was driven: learn the addresses it talks to,
+    /// reschedule its timer, and doom it if it died.
+    fn after_drive(&mut self, id: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        if let Some(reason) = p.dead {
+            if !self.doomed.iter().any(|(d, _)| *d == id) {
+                self.doomed.push((id, reason));
+            }
+            return;
+        }
+        self.reschedule(id);
+    }
+
+    fn reschedule(&mut self, id: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let at = p.next_deadline(self.config.connect_timeout);
+        self.timers.schedule(id, at, &mut p.scheduled);
+    }
+
+    /// Handles what driving produced, until nothing is left.
+    fn process(&mut self, now: Instant) {
+        loop {
+            while let Some(item) = self.internal.pop_front() {
+                match item {
+                    Internal::Rtp(id, packet) => self.forward(now, id, packet),
+                    Internal::Transmitted(id, addr) => {
+                        if let Some(p) = self.participants.get_mut(&id) {
+                            self.demux.learn_addr(addr, id, &mut p.addrs);
+                        }
+                    }
+                    Internal::Connected(id) => {
+                        info!(participant = %id, "connected");
+                        self.events.push_back(Event::Connected { participant: id });
+                    }
+                    Internal::KeyframeRequest(id, mid) => {
+                        let track = self
+                            .participants
+                            .get_mut(&id)
+                            .and_then(|p| p.subscription_mut(mid))
+                            .and_then(|s| s.track);
+                        if let Some(t) = track {
+                            self.request_keyframe(now, t);
+                        }
+                    }
+                }
+            }
+            let Some((id, reason)) = self.doomed.pop() else {
+                break;
+            };
+            self.remove(now, id, reason);
+        }
+    }
+
+    fn media_added(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        mid: Mid,
+        kind: MediaKind,
+        direction: Direction,
+    ) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let room = p.room.clone();
+        let receiving = matches!(direction, Direction::RecvOnly | Direction::SendRecv);
+        let sending = matches!(direction, Direction::SendOnly | Direction::SendRecv);
+        if receiving && p.role == Role::Publisher {
+            let params = codec::negotiated(&p.rtc, mid);
+            if params.is_empty() {
+                warn!(participant = %id, %mid, "no forwardable codec negotiated; ignoring section");
+                return;
+            }
+            let track = TrackId(self.next_id);
+            self.next_id += 1;
+            p.tracks.push((mid, track));
+            self.tracks.insert(
+                track,
+                Track::new(track, id, mid, kind, params, self.config.gop_cache_packets),
+            );
+            info!(participant = %id, %track, ?kind, "track published");
+            self.events.push_back(Event::TrackPublished {
+                room: room.clone(),
+                participant: id,
+                track,
+                kind,
+            });
+            self.refresh_viewers(now, &room);
+        } else if sending && p.role == Role::Viewer {
+            p.subscriptions
+                .push(crate::subscription::Subscription::new(mid, kind));
+            self.refresh_viewers(now, &room);
+        }
+    }
+
+    /// The publisher a room's viewers receive: the longest-present one with tracks.
+    fn main_publisher(&self, room: &Room) -> Option<ParticipantId> {
+        room.participants.iter().copied().find(|id| {
+            self.participants
+                .get(id)
+                .is_some_and(|p| p.role == Role::Publisher && !p.tracks.is_empty())
+        })
+    }
+
+    /// Points every viewer's subscriptions at the room's main publisher's tracks.
+    fn refresh_viewers(&mut self, now: Instant, room: &str) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let main = self.main_publisher(r);
+        let mut changes = Vec::new();
+        for vid in &r.participants {
+            let Some(v) = self.participants.get(vid) else {
+                continue;
+            };
+            if v.role != Role::Viewer {
+                continue;
+            }
+            for sub in &v.subscriptions {
+                let desired = main.and_then(|m| self.first_track(m, sub.kind));
+                if sub.track != desired {
+                    changes.push((*vid, sub.mid, sub.track, desired));
+                }
+            }
+        }
+        for (vid, mid, old, new) in changes {
+            if let Some(old) = old {
+                self.detach(vid, mid, old);
+            }
+            if let Some(new) = new {
+                self.attach(now, vid, mid, new);
+            }
+        }
+    }
+
+    fn first_track(&self, id: ParticipantId, kind: MediaKind) -> Option<TrackId> {
+        let p = self.participants.get(&id)?;
+        p.tracks
+            .iter()
+            .map(|(_, t)| *t)
+            .find(|t| self.tracks.get(t).is_some_and(|t| t.kind == kind))
+    }
+
+    /// Starts forwarding `track` to `subscriber`'s `mid`: maps payload types, replays the
+    /// current group of pictures and asks the publisher for a fresh keyframe.
+    fn attach(&mut self, now: Instant, subscriber: ParticipantId, mid: Mid, track: TrackId) {
+        let (Some(s), Some(t)) = (
+            self.participants.get_mut(&subscriber),
+            self.tracks.get_mut(&track),
+        ) else {
+            return;
+        };
+        let sub_params = codec::negotiated(&s.rtc, mid);
+        let pt_map = codec::pt_map(&t.params, &sub_params);
+        let Some(sub) = s.subscription_mut(mid) else {
+            return;
+        };
+        sub.track = Some(track);
+        sub.rewriter.reset_source();
+        t.subscribers.push((subscriber, mid));
+        if pt_map.is_empty() {
+            warn!(%subscriber, %track, codecs = ?t.codecs(), "subscriber negotiated none of the track's codecs");
+            sub.pt_map.clear();
+            sub.codec_mismatch = true;
+            self.events.push_back(Event::CodecMismatch {
+                subscriber,
+                track,
+                codecs: t.codecs(),
+            });
+            return;
+        }
+        sub.pt_map = pt_map;
+        debug!(%subscriber, %track, %mid, "subscribed");
+        self.events
+            .push_back(Event::Subscribed { subscriber, track });
+        if t.kind == MediaKind::Video {
+            let replay = t.gop.replay();
+            let mut written = 0u64;
+            for p in &replay {
+                if s.forward(mid, p, now) == Forwarded::Written {
+                    written += 1;
+                }
+            }
+            if written > 0 {
+                debug!(%subscriber, %track, packets = written, "replayed current GOP");
+                self.stats.packets_forwarded += written;
+                s.drive(now, &mut self.transmits, &mut self.internal);
+                self.after_drive(subscriber);
+            }
+            self.request_keyframe(now, track);
+        }
+    }
+
+    fn detach(&mut self, subscriber: ParticipantId, mid: Mid, track: TrackId) {
+        if let Some(t) = self.tracks.get_mut(&track) {
+            t.subscribers.retain(|s| *s != (subscriber, mid));
+        }
+        if let Some(sub) = self
+            .participants
+            .get_mut(&subscriber)
+            .and_then(|p| p.subscription_mut(mid))
+        {
+            sub.track = None;
+            sub.pt_map.clear();
+            sub.rewriter.reset_source();
+        }
+    }
+
+    /// Asks a track's publisher for a keyframe, at most once per interval; requests in
+    /// between are merged into one sent when the interval ends.
+    fn request_keyframe(&mut self, now: Instant, track: TrackId) {
+        let interval = self.config.keyframe_request_interval;
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        if t.kind != MediaKind::Video {
+            return;
+        }
+        let Some(p) = self.participants.get_mut(&t.owner) else {
+            return;
+        };
+        if t.keyframe_requests.request(now, interval) {
+            if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(t.mid, None) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                self.stats.keyframe_requests_sent += 1;
+                p.drive(now, &mut self.transmits, &mut self.internal);
+            }
+        } else if let Some(due) = t.keyframe_requests.due(interval) {
+            p.keyframe_due = Some(p.keyframe_due.map_or(due, |d| d.min(due)));
+        }
+        let owner = t.owner;
+        self.after_drive(owner);
+    }
+
+    /// Fans one received RTP packet out to every subscriber of its track.
+    fn forward(&mut self, now: Instant, id: ParticipantId, rtp: RtpPacket) {
+        self.stats.packets_received += 1;
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let Some(track) = p.track_for_ssrc(rtp.header.ssrc) else {
+            debug!(participant = %id, ssrc = %rtp.header.ssrc, "RTP for no published track");
+            return;
+        };
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        let Some((codec, clock_rate)) = t.codec_of(rtp.header.payload_type) else {
+            debug!(%track, pt = %rtp.header.payload_type, "RTP with a payload type not negotiated");
+            return;
+        };
+        let packet = Packet::from_rtp(rtp, codec, clock_rate);
+        t.gop.push(&packet);
+        let mut needs_keyframe = false;
+        for &(sid, mid) in &t.subscribers {
+            let Some(s) = self.participants.get_mut(&sid) else {
+                continue;
+            };
+            match s.forward(mid, &packet, now) {
+                Forwarded::Written => {
+                    self.stats.packets_forwarded += 1;
+                    s.drive(now, &mut self.transmits, &mut self.internal);
+                    if let Some(reason) = s.dead {
+                        self.doomed.push((sid, reason));
+                    } else {
+                        let at = s.next_deadline(self.config.connect_timeout);
+                        self.timers.schedule(sid, at, &mut s.scheduled);
+                    }
+                }
+                Forwarded::WaitingForKeyframe => needs_keyframe = true,
+                Forwarded::FirstCodecMismatch => {
+                    warn!(subscriber = %sid, %track, ?codec, "subscriber cannot receive the track's codec");
+                    self.events.push_back(Event::CodecMismatch {
+                        subscriber: sid,
+                        track,
+                        codecs: vec![codec],
+                    });
+                }
+                Forwarded::Dropped => {}
+            }
+        }
+        if needs_keyframe {
+            self.request_keyframe(now, track);
+        }
+    }
+
+    /// Removes a participant and everything that hangs off it.
+    fn remove(&mut self, now: Instant, id: ParticipantId, reason: LeaveReason) {
+        let Some(mut p) = self.participants.remove(&id) else {
+            return;
+        };
+        if reason == LeaveReason::Requested {
+            // Say goodbye (RTCP BYE, DTLS close_notify) while the peer still listens.
+            if p.rtc.close().is_ok() {
+                let mut ignored = VecDeque::new();
+                p.drive(now, &mut self.transmits, &mut ignored);
+            }
+        }
+        self.demux.remove_ufrag(&p.ufrag, id);
+        for addr in &p.addrs {
+            self.demux.forget_addr(*addr, id);
+        }
+        for (_, track) in &p.tracks {
+            let Some(t) = self.tracks.remove(track) else {
+                continue;
+            };
+            for (sid, mid) in &t.subscribers {
+                if let Some(sub) = self
+                    .participants
+                    .get_mut(sid)
+                    .and_then(|s| s.subscription_mut(*mid))
+                {
+                    sub.track = None;
+                    sub.pt_map.clear();
+                    sub.rewriter.reset_source();
+                }
+            }
+            self.events.push_back(Event::TrackUnpublished {
+                room: p.room.clone(),
+                participant: id,
+                track: *track,
+            });
+        }
+        for sub in &p.subscriptions {
+            if let Some(t) = sub.track.and_then(|t| self.tracks.get_mut(&t)) {
+                t.subscribers.retain(|s| *s != (id, sub.mid));
+            }
+        }
+        let mut room_empty = false;
+        if let Some(r) = self.rooms.get_mut(&p.room) {
+            r.participants.retain(|x| *x != id);
+            room_empty = r.participants.is_empty();
+        }
+        if room_empty {
+            self.rooms.remove(&p.room);
+        }
+        info!(participant = %id, room = %p.room, ?reason, "left");
+        self.events.push_back(Event::Left {
+            room: p.room.clone(),
+            participant: id,
+            reason,
+        });
+        if !room_empty {
+            self.refresh_viewers(now, &p.room);
+        }
+    }
+}
+
+/// The audio and video sections the offer declared, as str0m accepted them: (mid, kind, the
+/// server's direction).
+fn media_sections(rtc: &Rtc, offer: &str) -> Vec<(Mid, MediaKind, Direction)> {
+    sdp::mids(offer)
+        .filter_map(|mid| {
+            let media = rtc.media(Mid::from(mid))?;
+            (!media.disabled()).then(|| (media.mid(), media.kind(), media.direction()))
+        })
+        .collect()
+}
+
+/// A new participant must bring at least one audio or video section that huddle can forward
+/// in the direction its role needs.
+fn check_usable_media(
+    p: &Participant,
+    role: Role,
+    sections: &[(Mid, MediaKind, Direction)],
+) -> Result<(), CoreError> {
+    for (mid, _, direction) in sections {
+        let direction_ok = match role {
+            Role::Publisher => matches!(direction, Direction::RecvOnly | Direction::SendRecv),
+            Role::Viewer => matches!(direction, Direction::SendOnly | Direction::SendRecv),
+        };
+        if direction_ok && !codec::negotiated(&p.rtc, *mid).is_empty() {
+            return Ok(());
+        }
+    }
+    let what = match role {
+        Role::Publisher => "sends",
+        Role::Viewer => "receives",
+    };
+    Err(CoreError::NoUsableMedia(format!(
+        "{} usable audio/video section(s) in the offer, none {what} Opus, VP8, VP9, H264 (packetization-mode 1) or AV1",
+        sections.len()
+    )))
+}
+
+/// The answer to an ICE restart: new credentials and the server's candidates (RFC 8840).
+fn restart_fragment(local: &IceCreds, mid: Option<&str>, candidates: &[SocketAddr]) -> String {
+    let mut f = format!(
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+        local.ufrag, local.pass
+    );
+    if let Some(mid) = mid {
+        f.push_str(&format!("m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{mid}\r\n"));
+    }
+    for addr in candidates {
+        if let Ok(c) = Candidate::host(*addr, "udp") {
+            f.push_str(&format!("a={}\r\n", c.to_sdp_string()));
+        }
+    }
+    f.push_str("a=end-of-candidates\r\n");
+    f
+}

@@ -1,0 +1,229 @@
+//! A subscription: one track forwarded to one outgoing `mid` of a subscriber, with the
+//! rewriting that makes the subscriber see one contiguous stream.
+
+use std::time::Instant;
+
+use str0m::media::{MediaKind, Mid, Pt};
+use str0m::rtp::Ssrc;
+
+use crate::TrackId;
+
+/// Outgoing sequence numbers start here, far enough from zero that reordered packets from
+/// before the first one still fit, and far below 65,536 so that the SRTP rollover counter a
+/// new receiver assumes (0) is right even when the publisher is already past a rollover.
+const FIRST_OUT_SEQ: u64 = 1_000;
+
+/// One outgoing media section of a participant and what, if anything, feeds it.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The subscriber's `mid` this subscription writes to.
+    pub mid: Mid,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The track forwarded, when there is one.
+    pub track: Option<TrackId>,
+    /// Publisher payload type → subscriber payload type, for the codecs both negotiated.
+    pub(crate) pt_map: Vec<(Pt, Pt)>,
+    pub(crate) rewriter: Rewriter,
+    /// The track's packets currently use a codec the subscriber did not negotiate.
+    pub(crate) codec_mismatch: bool,
+}
+
+impl Subscription {
+    pub(crate) fn new(mid: Mid, kind: MediaKind) -> Self {
+        Subscription {
+            mid,
+            kind,
+            track: None,
+            pt_map: Vec::new(),
+            rewriter: Rewriter::new(kind == MediaKind::Video),
+            codec_mismatch: false,
+        }
+    }
+
+    pub(crate) fn map_pt(&self, pt: Pt) -> Option<Pt> {
+        self.pt_map
+            .iter()
+            .find(|(from, _)| *from == pt)
+            .map(|(_, to)| *to)
+    }
+}
+
+/// Per-subscriber SSRC-independent rewriting of sequence numbers and RTP timestamps.
+///
+/// Packets are rewritten by an *offset* fixed when a source starts, never renumbered in
+/// arrival order: upstream loss, reordering and duplicates stay visible downstream, so that
+/// NACK and jitter buffers work. When the source changes (another publisher, a new SSRC) the
+/// offsets are chosen so that the output continues where it stopped, and video waits for a
+/// keyframe of the new source.
+#[derive(Debug)]
+pub struct Rewriter {
+    video: bool,
+    source: Option<Ssrc>,
+    seq_offset: u64,
+    ts_offset: u32,
+    /// First outgoing sequence number of the current source: anything below belongs to the
+    /// previous source's numbering and is never reused.
+    floor: u64,
+    /// Highest outgoing sequence number written, and the timestamp and time that went with it.
+    last: Option<(u64, u32, Instant)>,
+}
+
+/// Sequence number and timestamp to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rewritten {
+    pub seq: u64,
+    pub ts: u32,
+}
+
+impl Rewriter {
+    pub(crate) fn new(video: bool) -> Self {
+        Rewriter {
+            video,
+            source: None,
+            seq_offset: 0,
+            ts_offset: 0,
+            floor: FIRST_OUT_SEQ,
+            last: None,
+        }
+    }
+
+    /// The next packet must start a keyframe before anything is forwarded.
+    pub(crate) fn reset_source(&mut self) {
+        self.source = None;
+    }
+
+    pub(crate) fn waiting_for_keyframe(&self) -> bool {
+        self.video && self.source.is_none()
+    }
+
+    /// Rewrites one packet; `None` means drop it (video waiting for a keyframe, or a packet
+    /// from before the start of the current source).
+    pub(crate) fn rewrite(
+        &mut self,
+        ssrc: Ssrc,
+        seq: u64,
+        ts: u32,
+        clock_rate: u32,
+        keyframe_start: bool,
+        now: Instant,
+    ) -> Option<Rewritten> {
+        if self.source != Some(ssrc) {
+            if self.video && !keyframe_start {
+                return None;
+            }
+            self.start_source(ssrc, seq, ts, clock_rate, now);
+        }
+        let out_seq = seq.wrapping_add(self.seq_offset);
+        // A reordered packet from before this source's first one would land on numbers the
+        // previous source already used: drop it rather than send a stale number.
+        if out_seq < self.floor || out_seq > u64::MAX / 2 {
+            return None;
+        }
+        let out_ts = ts.wrapping_add(self.ts_offset);
+        match self.last {
+            Some((last_seq, _, _)) if out_seq <= last_seq => {}
+            _ => self.last = Some((out_seq, out_ts, now)),
+        }
+        Some(Rewritten {
+            seq: out_seq,
+            ts: out_ts,
+        })
+    }
+
+    fn start_source(&mut self, ssrc: Ssrc, seq: u64, ts: u32, clock_rate: u32, now: Instant) {
+        let (next_seq, next_ts) = match self.last {
+            None => (FIRST_OUT_SEQ, ts),
+            Some((last_seq, last_ts, at)) => {
+                // Advance the timestamp by the wall time that passed, at least one tick, so
+                // jitter buffers see time move forward across the switch.
+                let elapsed = now.saturating_duration_since(at).as_micros();
+                let ticks = (elapsed * u128::from(clock_rate) / 1_000_000).max(1);
+                let ticks = u32::try_from(ticks).unwrap_or(u32::MAX / 2);
+                (last_seq + 1, last_ts.wrapping_add(ticks))
+            }
+        };
+        self.source = Some(ssrc);
+        self.floor = next_seq;
+        self.seq_offset = next_seq.wrapping_sub(seq);
+        self.ts_offset = next_ts.wrapping_sub(ts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(ms: u64, base: Instant) -> Instant {
+        base + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn starts_near_zero_whatever_the_input_rollover() {
+        let now = Instant::now();
+        let mut r = Rewriter::new(false);
+        let out = r.rewrite(7.into(), 5 * 65_536 + 12, 1000, 48_000, false, now);
+        assert_eq!(
+            out,
+            Some(Rewritten {
+                seq: FIRST_OUT_SEQ,
+                ts: 1000
+            })
+        );
+        let out = r.rewrite(7.into(), 5 * 65_536 + 13, 1960, 48_000, false, now);
+        assert_eq!(out.map(|o| o.seq), Some(FIRST_OUT_SEQ + 1));
+    }
+
+    #[test]
+    fn loss_and_reorder_stay_visible() {
+        let now = Instant::now();
+        let mut r = Rewriter::new(false);
+        let s = |r: &mut Rewriter, seq| {
+            r.rewrite(1.into(), seq, 0, 48_000, false, now)
+                .map(|o| o.seq)
+        };
+        assert_eq!(s(&mut r, 100), Some(1000));
+        assert_eq!(s(&mut r, 102), Some(1002)); // 101 lost upstream: the gap stays
+        assert_eq!(s(&mut r, 101), Some(1001)); // late arrival keeps its place
+        assert_eq!(s(&mut r, 102), Some(1002)); // duplicate stays a duplicate
+    }
+
+    #[test]
+    fn video_waits_for_keyframe_then_switch_continues() {
+        let base = Instant::now();
+        let mut r = Rewriter::new(true);
+        assert_eq!(
+            r.rewrite(1.into(), 50, 9000, 90_000, false, at(0, base)),
+            None
+        );
+        let first = r
+            .rewrite(1.into(), 51, 9000, 90_000, true, at(0, base))
+            .unwrap();
+        assert_eq!(first.seq, FIRST_OUT_SEQ);
+        let second = r
+            .rewrite(1.into(), 52, 12_000, 90_000, false, at(33, base))
+            .unwrap();
+        // A new source (another publisher) with unrelated numbering: wait for its keyframe.
+        assert_eq!(
+            r.rewrite(2.into(), 40_000, 7, 90_000, false, at(100, base)),
+            None
+        );
+        let switched = r
+            .rewrite(2.into(), 40_001, 7, 90_000, true, at(100, base))
+            .unwrap();
+        assert_eq!(switched.seq, second.seq + 1);
+        // 67 ms later at 90 kHz.
+        assert_eq!(switched.ts, second.ts.wrapping_add(6030));
+        let next = r
+            .rewrite(2.into(), 40_002, 3007, 90_000, false, at(133, base))
+            .unwrap();
+        assert_eq!(next.seq, switched.seq + 1);
+        assert_eq!(next.ts, switched.ts + 3000);
+        // A straggler from before the switch point of the new source is dropped.
+        assert_eq!(
+            r.rewrite(2.into(), 40_000, 7, 90_000, false, at(140, base)),
+            None
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! The core driven by real str0m peers over an in-memory network and a virtual clock.
+
+mod sim;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use huddle_core::{Event, LeaveReason, MediaKind, SfuStats};
+use sim::{Net, PACKETS_PER_FRAME, vp8_payload};
+
+fn assert_contiguous(seqs: &[u64], what: &str) {
+    for w in seqs.windows(2) {
+        assert_eq!(
+            w[1],
+            w[0] + 1,
+            "{what}: sequence numbers not contiguous: {} then {}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+#[test]
+fn publisher_reaches_every_viewer_intact() {
+    let mut net = Net::new();
+    let p = net.publisher("pub", "room");
+    let v1 = net.viewer("v1", "room");
+    let v2 = net.viewer("v2", "room");
+    net.run(Duration::from_secs(5));
+
+    let sent = net.peers[p].sent_video.len();
+    assert!(sent > 300, "publisher sent {sent} video packets");
+    for v in [v1, v2] {
+        let peer = &net.peers[v];
+        assert!(peer.connected, "{} connected", peer.name);
+        let video: Vec<_> = peer.received(MediaKind::Video).collect();
+        // Everything from the first forwarded keyframe on arrives.
+        assert!(
+            video.len() * 100 >= sent * 99 - 300 * 100 / 100,
+            "{}: {} of {sent}",
+            peer.name,
+            video.len()
+        );
+        let seqs: Vec<u64> = video.iter().map(|g| g.seq).collect();
+        assert_contiguous(&seqs, peer.name);
+        assert!(seqs[0] < 65_536, "outgoing numbering starts near zero");
+        assert_eq!(
+            video.iter().map(|g| g.ssrc).collect::<HashSet<_>>().len(),
+            1
+        );
+        // Payloads are byte-identical to what the publisher wrote.
+        let sent_set: HashSet<&Vec<u8>> = net.peers[p].sent_video.iter().collect();
+        assert!(
+            video.iter().all(|g| sent_set.contains(&g.payload)),
+            "payloads identical"
+        );
+        assert!(huddle_core::keyframe::is_keyframe_start(
+            huddle_core::Codec::Vp8,
+            &video[0].payload
+        ));
+        let audio = peer.received(MediaKind::Audio).count();
+        assert!(audio >= 240, "{}: {audio} audio packets in 5 s", peer.name);
+    }
+    let stats = net.sfu.stats();
+    assert_eq!(
+        (stats.participants, stats.tracks, stats.subscriptions),
+        (3, 2, 4)
+    );
+}
+
+#[test]
+fn late_viewer_starts_on_a_keyframe_at_once_even_if_the_publisher_ignores_pli() {
+    let mut net = Net::new();
+    let p = net.publisher("obs", "room");
+    net.peers[p].honour_pli = false;
+    net.peers[p].gop_frames = 240; // an 8 s GOP
+    net.run(Duration::from_secs(3));
+    let v = net.viewer("late", "room");
+    let joined = net.now;
+    net.run(Duration::from_secs(2));
+
+    let peer = &net.peers[v];
+    let first = peer
+        .received(MediaKind::Video)
+        .next()
+        .expect("late viewer got video");
+    assert!(
+        first.at - joined < Duration::from_millis(500),
+        "first video after {:?}",
+        first.at - joined
+    );
+    assert!(huddle_core::keyframe::is_keyframe_start(
+        huddle_core::Codec::Vp8,
+        &first.payload
+    ));
+    // The replayed GOP and the live packets after it form one contiguous stream.
+    let seqs: Vec<u64> = peer.received(MediaKind::Video).map(|g| g.seq).collect();
+    assert_contiguous(&seqs, "late viewer");
+    assert!(
+        net.peers[p].keyframe_requests >= 1,
+        "the publisher was asked for a keyframe"
+    );
+}
+
+#[test]
+fn keyframe_requests_are_merged_and_throttled() {
+    let mut net = Net::new();
+    let p = net.publisher("pub", "room");
+    let viewers: Vec<usize> = (0..4).map(|_| net.viewer("v", "room")).collect();
+    net.run(Duration::from_secs(1));
+    let before = net.peers[p].keyframe_requests;
+    for &v in &viewers {
+        net.request_keyframe_from_viewer(v);
+    }
+    net.run(Duration::from_millis(1200));
+    let asked = net.peers[p].keyframe_requests - before;
+    assert!(
+        (1..=3).contains(&asked),
+        "4 viewers' PLIs within 1.2 s became {asked} request(s)"
+    );
+}
+
+#[test]
+fn viewers_switch_to_the_next_publisher_without_a_seam() {
+    let mut net = Net::new();
+    let a = net.publisher("a", "room");
+    let v = net.viewer("v", "room");
+    net.run(Duration::from_secs(2));
+    let b = net.publisher("b", "room");
+    net.run(Duration::from_secs(1));
+    net.leave(a);
+    net.run(Duration::from_secs(2));
+
+    let peer = &net.peers[v];
+    let video: Vec<_> = peer.received(MediaKind::Video).collect();
+    let seqs: Vec<u64> = video.iter().map(|g| g.seq).collect();
+    assert_contiguous(&seqs, "across the switch");
+    assert_eq!(
+        video.iter().map(|g| g.ssrc).collect::<HashSet<_>>().len(),
+        1,
+        "one SSRC for the viewer"
+    );
+    let from_b: HashSet<&Vec<u8>> = net.peers[b].sent_video.iter().collect();
+    assert!(
+        video.iter().any(|g| from_b.contains(&g.payload)),
+        "viewer now sees b"
+    );
+    // Timestamps keep moving forward across the switch.
+    let ts: Vec<u32> = video.iter().map(|g| g.ts).collect();
+    assert!(
+        ts.windows(2)
+            .all(|w| w[1].wrapping_sub(w[0]) < u32::MAX / 2)
+    );
+}
+
+#[test]
+fn viewer_before_publisher_gets_media_when_it_arrives() {
+    let mut net = Net::new();
+    let v = net.viewer("early", "room");
+    net.run(Duration::from_secs(1));
+    assert!(net.peers[v].connected);
+    net.publisher("pub", "room");
+    net.run(Duration::from_secs(2));
+    assert!(net.peers[v].received(MediaKind::Video).count() > 100);
+    assert!(net.peers[v].received(MediaKind::Audio).count() > 50);
+}
+
+#[test]
+fn everyone_leaving_leaves_nothing_behind() {
+    let mut net = Net::new();
+    let p = net.publisher("pub", "room");
+    let v = net.viewer("v", "room");
+    net.run(Duration::from_secs(1));
+    net.leave(v);
+    net.leave(p);
+    net.run(Duration::from_secs(1));
+    let s = net.sfu.stats();
+    assert_eq!(
+        SfuStats {
+            timer_entries: 0,
+            ..s
+        },
+        SfuStats {
+            packets_forwarded: s.packets_forwarded,
+            packets_received: s.packets_received,
+            keyframe_requests_sent: s.keyframe_requests_sent,
+            datagrams_unrouted: s.datagrams_unrouted,
+            datagrams_malformed: s.datagrams_malformed,
+            timer_entries: 0,
+            ..SfuStats::default()
+        }
+    );
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        Event::Left {
+            reason: LeaveReason::Requested,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_peer_that_goes_silent_is_removed() {
+    let mut net = Net::new();
+    let p = net.publisher("pub", "room");
+    let v = net.viewer("v", "room");
+    net.run(Duration::from_secs(1));
+    net.peers[v].unplugged = true;
+    net.run(Duration::from_secs(40));
+    let id = net.peers[v].id.unwrap();
+    assert!(
+        net.sfu.participant(id).is_none(),
+        "silent viewer still held"
+    );
+    assert!(net.events.iter().any(|e| matches!(e, Event::Left { participant, reason: LeaveReason::Timeout, .. } if *participant == id)));
+    assert!(net.sfu.participant(net.peers[p].id.unwrap()).is_some());
+    assert_eq!(net.sfu.stats().subscriptions, 0);
+}
+
+#[test]
+fn a_peer_that_never_connects_is_removed() {
+    let mut net = Net::new();
+    let v = net.viewer("v", "room");
+    net.peers[v].unplugged = true;
+    net.run(Duration::from_secs(25));
+    assert_eq!(net.sfu.stats().participants, 0);
+    assert_eq!(net.sfu.stats().rooms, 0);
+}
+
+#[test]
+fn garbage_is_counted_and_dropped() {
+    let mut net = Net::new();
+    let p = net.publisher("pub", "room");
+    let v = net.viewer("v", "room");
+    net.run(Duration::from_secs(1));
+    net.inject("127.0.0.99:1", b"hello");
+    net.inject("127.0.0.99:1", &[0u8; 1]);
+    net.inject("127.0.0.99:1", &[]);
+    // Garbage from a connected peer's own address goes to str0m, which rejects it.
+    let from = net.peers[p].addr.to_string();
+    net.inject(&from, &[0x80, 0x60, 0, 1]);
+    net.inject(&from, &[0x16, 0xfe, 0xfd, 0, 0]);
+    net.inject(&from, &[0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42]);
+    let s = net.sfu.stats();
+    assert!(s.datagrams_unrouted >= 3);
+    net.run(Duration::from_secs(1));
+    assert!(
+        net.peers[v].received(MediaKind::Video).count() > 50,
+        "media keeps flowing"
+    );
+}
+
+#[test]
+fn codec_mismatch_is_reported() {
+    let mut net = Net::new();
+    net.publisher("pub", "room");
+    // The viewer only decodes H264; the publisher sends VP8.
+    let v = net.viewer_with(
+        "h264-only",
+        "room",
+        |c| c.clear_codecs().enable_h264(true),
+        |offer| offer,
+    );
+    let v = v.expect("an H264-only viewer is a valid viewer");
+    net.run(Duration::from_secs(1));
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::CodecMismatch { .. })),
+        "{:?}",
+        net.events
+    );
+    assert!(net.peers[v].connected);
+    assert_eq!(net.peers[v].received(MediaKind::Video).count(), 0);
+}
+
+#[test]
+fn an_offer_without_usable_media_is_refused() {
+    let mut net = Net::new();
+    let err = net.viewer_with(
+        "bad",
+        "room",
+        |c| c,
+        |offer| offer.replace("a=recvonly", "a=sendonly"),
+    );
+    assert!(err.is_err());
+    let s = net.sfu.stats();
+    assert_eq!((s.participants, s.rooms, s.demux_ufrags), (0, 0, 0));
+}
+
+#[test]
+fn synthetic_payloads_are_what_they_claim() {
+    assert!(huddle_core::keyframe::is_keyframe_start(
+        huddle_core::Codec::Vp8,
+        &vp8_payload(0, 0, true)
+    ));
+    assert!(!huddle_core::keyframe::is_keyframe_start(
+        huddle_core::Codec::Vp8,
+        &vp8_payload(1, 0, false)
+    ));
+    assert!(!huddle_core::keyframe::is_keyframe_start(
+        huddle_core::Codec::Vp8,
+        &vp8_payload(0, PACKETS_PER_FRAME - 1, true)
+    ));
+}

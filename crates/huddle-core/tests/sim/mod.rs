@@ -1,0 +1,489 @@
+//! A deterministic in-memory network for testing the core without sockets: str0m peers and
+//! one [`Sfu`], datagrams delivered after a fixed latency, time advanced virtually from one
+//! deadline to the next (the shape of quinn-proto's `Pair`).
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use huddle_core::{Datagram, Event, ParticipantId, Sfu, SfuConfig};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc, RtcConfig};
+
+pub const SFU_ADDR: &str = "127.0.0.1:4000";
+pub const LATENCY: Duration = Duration::from_millis(5);
+pub const FPS: u32 = 30;
+pub const PACKETS_PER_FRAME: u64 = 3;
+
+pub fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// A received RTP packet as a test wants to look at it.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub at: Instant,
+    pub ssrc: u32,
+    pub seq: u64,
+    pub ts: u32,
+    pub payload: Vec<u8>,
+    pub kind: MediaKind,
+}
+
+pub struct Peer {
+    pub name: &'static str,
+    pub rtc: Rtc,
+    pub addr: SocketAddr,
+    pub deadline: Instant,
+    pub id: Option<ParticipantId>,
+    pub video: Option<(Mid, Pt, Codec)>,
+    pub audio: Option<(Mid, Pt)>,
+    pub mids: Vec<Mid>,
+    pub got: Vec<Got>,
+    pub keyframe_requests: u64,
+    pub connected: bool,
+    /// Publisher state.
+    pub frame: u64,
+    pub video_seq: u64,
+    pub audio_seq: u64,
+    pub sent_video: Vec<Vec<u8>>,
+    pub force_keyframe: bool,
+    pub honour_pli: bool,
+    pub gop_frames: u64,
+    /// A peer that went silent: nothing it sends is delivered, nothing reaches it.
+    pub unplugged: bool,
+}
+
+impl Peer {
+    fn new(
+        name: &'static str,
+        addr: SocketAddr,
+        now: Instant,
+        config: impl FnOnce(RtcConfig) -> RtcConfig,
+    ) -> Self {
+        let mut rtc = config(Rtc::builder().set_rtp_mode(true)).build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        Peer {
+            name,
+            rtc,
+            addr,
+            deadline: now,
+            id: None,
+            video: None,
+            audio: None,
+            mids: Vec::new(),
+            got: Vec::new(),
+            keyframe_requests: 0,
+            connected: false,
+            frame: 0,
+            video_seq: 100,
+            audio_seq: 7000,
+            sent_video: Vec::new(),
+            force_keyframe: true,
+            honour_pli: true,
+            gop_frames: 60,
+            unplugged: false,
+        }
+    }
+
+    pub fn received(&self, kind: MediaKind) -> impl Iterator<Item = &Got> {
+        self.got.iter().filter(move |g| g.kind == kind)
+    }
+}
+
+/// The VP8 payload of packet `index` of frame `frame`: descriptor, frame tag on the first
+/// packet (P bit clear for a keyframe), then bytes derived from both numbers.
+pub fn vp8_payload(frame: u64, index: u64, key: bool) -> Vec<u8> {
+    let mut p = Vec::with_capacity(1200);
+    if index == 0 {
+        p.push(0x10);
+        p.extend_from_slice(&[if key { 0x50 } else { 0x51 }, 0x01, 0x00]);
+    } else {
+        p.push(0x00);
+    }
+    p.extend_from_slice(&frame.to_be_bytes());
+    p.extend_from_slice(&index.to_be_bytes());
+    while p.len() < 1100 {
+        p.push((frame as u8).wrapping_mul(31).wrapping_add(p.len() as u8));
+    }
+    p
+}
+
+pub struct Net {
+    pub now: Instant,
+    pub start: Instant,
+    pub sfu: Sfu,
+    pub sfu_addr: SocketAddr,
+    pub peers: Vec<Peer>,
+    pub events: Vec<Event>,
+    /// (deliver at, from, to, bytes), in send order (one fixed latency keeps it sorted).
+    wire: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+    next_frame_at: Instant,
+    next_audio_at: Instant,
+}
+
+impl Net {
+    pub fn new() -> Self {
+        init();
+        let now = Instant::now();
+        let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
+        Net {
+            now,
+            start: now,
+            sfu: Sfu::new(SfuConfig::new(vec![sfu_addr])),
+            sfu_addr,
+            peers: Vec::new(),
+            events: Vec::new(),
+            wire: VecDeque::new(),
+            next_frame_at: now,
+            next_audio_at: now,
+        }
+    }
+
+    fn add_peer(&mut self, name: &'static str) -> usize {
+        self.add_peer_with(name, |c| c)
+    }
+
+    fn add_peer_with(
+        &mut self,
+        name: &'static str,
+        config: impl FnOnce(RtcConfig) -> RtcConfig,
+    ) -> usize {
+        let n = self.peers.len() as u8 + 10;
+        let addr: SocketAddr = format!("127.0.0.{n}:5000").parse().unwrap();
+        self.peers.push(Peer::new(name, addr, self.now, config));
+        self.peers.len() - 1
+    }
+
+    fn offer(
+        &mut self,
+        i: usize,
+        dir: Direction,
+        video: bool,
+        audio: bool,
+    ) -> (String, str0m::change::SdpPendingOffer) {
+        let peer = &mut self.peers[i];
+        let mut api = peer.rtc.sdp_api();
+        if video {
+            let mid = api.add_media(MediaKind::Video, dir, None, None, None);
+            peer.mids.push(mid);
+        }
+        if audio {
+            let mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+            peer.mids.push(mid);
+        }
+        let (offer, pending): (SdpOffer, _) = api.apply().unwrap();
+        (offer.to_sdp_string(), pending)
+    }
+
+    fn finish(
+        &mut self,
+        i: usize,
+        pending: str0m::change::SdpPendingOffer,
+        answer: &str,
+        id: ParticipantId,
+    ) {
+        let peer = &mut self.peers[i];
+        let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+        peer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        peer.id = Some(id);
+        self.pump(i);
+    }
+
+    /// A publisher with VP8 video (and Opus audio).
+    pub fn publisher(&mut self, name: &'static str, room: &str) -> usize {
+        let i = self.add_peer(name);
+        let (offer, pending) = self.offer(i, Direction::SendOnly, true, true);
+        let answer = self.sfu.publish(self.now, room, &offer).unwrap();
+        self.finish(i, pending, &answer.sdp, answer.participant);
+        let peer = &mut self.peers[i];
+        for mid in peer.mids.clone() {
+            let Some(media) = peer.rtc.media(mid) else {
+                continue;
+            };
+            let kind = media.kind();
+            let pts = media.remote_pts().to_vec();
+            let params: Vec<_> = pts
+                .iter()
+                .filter_map(|pt| peer.rtc.codec_config().find(|p| p.pt() == *pt).copied())
+                .collect();
+            match kind {
+                MediaKind::Video => {
+                    let vp8 = params
+                        .iter()
+                        .find(|p| p.spec().codec == Codec::Vp8)
+                        .unwrap();
+                    peer.video = Some((mid, vp8.pt(), Codec::Vp8));
+                }
+                MediaKind::Audio => {
+                    let opus = params
+                        .iter()
+                        .find(|p| p.spec().codec == Codec::Opus)
+                        .unwrap();
+                    peer.audio = Some((mid, opus.pt()));
+                }
+            }
+        }
+        assert!(peer.video.is_some() && peer.audio.is_some());
+        i
+    }
+
+    /// A WHEP-style viewer receiving video and audio.
+    pub fn viewer(&mut self, name: &'static str, room: &str) -> usize {
+        let i = self.add_peer(name);
+        let (offer, pending) = self.offer(i, Direction::RecvOnly, true, true);
+        let answer = self.sfu.view(self.now, room, &offer).unwrap();
+        self.finish(i, pending, &answer.sdp, answer.participant);
+        i
+    }
+
+    /// A video-only viewer with its own codec configuration and an edited offer.
+    pub fn viewer_with(
+        &mut self,
+        name: &'static str,
+        room: &str,
+        config: impl FnOnce(RtcConfig) -> RtcConfig,
+        edit: impl Fn(String) -> String,
+    ) -> Result<usize, huddle_core::CoreError> {
+        let i = self.add_peer_with(name, config);
+        let (offer, pending) = self.offer(i, Direction::RecvOnly, true, false);
+        let answer = self.sfu.view(self.now, room, &edit(offer))?;
+        self.finish(i, pending, &answer.sdp, answer.participant);
+        Ok(i)
+    }
+
+    pub fn leave(&mut self, i: usize) {
+        let id = self.peers[i].id.take().unwrap();
+        self.sfu.leave(self.now, id).unwrap();
+        self.peers[i].unplugged = true;
+        self.drain_sfu();
+    }
+
+    /// Drives peer `i`'s Rtc to its next timeout, putting what it sends on the wire.
+    fn pump(&mut self, i: usize) {
+        let now = self.now;
+        let sfu_addr = self.sfu_addr;
+        let peer = &mut self.peers[i];
+        loop {
+            match peer.rtc.poll_output().unwrap() {
+                Output::Timeout(t) => {
+                    if t <= now {
+                        peer.rtc.handle_input(Input::Timeout(now)).unwrap();
+                        continue;
+                    }
+                    peer.deadline = t;
+                    break;
+                }
+                Output::Transmit(t) => {
+                    if !peer.unplugged {
+                        self.wire.push_back((
+                            now + LATENCY,
+                            t.source,
+                            t.destination,
+                            t.contents.into(),
+                        ));
+                    }
+                }
+                Output::Event(e) => match e {
+                    RtcEvent::Connected => peer.connected = true,
+                    RtcEvent::KeyframeRequest(_) => {
+                        peer.keyframe_requests += 1;
+                        if peer.honour_pli {
+                            peer.force_keyframe = true;
+                        }
+                    }
+                    RtcEvent::RtpPacket(p) => {
+                        let kind = if p.header.payload_type == peer_pt(&peer.rtc, Codec::Opus) {
+                            MediaKind::Audio
+                        } else {
+                            MediaKind::Video
+                        };
+                        peer.got.push(Got {
+                            at: now,
+                            ssrc: *p.header.ssrc,
+                            seq: *p.seq_no,
+                            ts: p.header.timestamp,
+                            payload: p.payload.to_vec(),
+                            kind,
+                        });
+                    }
+                    _ => {}
+                },
+            }
+        }
+        let _ = sfu_addr;
+    }
+
+    fn drain_sfu(&mut self) {
+        while let Some(t) = self.sfu.poll_transmit() {
+            self.wire
+                .push_back((self.now + LATENCY, t.source, t.destination, t.contents));
+        }
+        while let Some(e) = self.sfu.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    /// Publishers send one video frame (several packets) every 1/FPS and audio every 20 ms.
+    fn produce(&mut self) {
+        let now = self.now;
+        if now >= self.next_frame_at {
+            self.next_frame_at += Duration::from_secs(1) / FPS;
+            for i in 0..self.peers.len() {
+                let peer = &mut self.peers[i];
+                let Some((mid, pt, _)) = peer.video else {
+                    continue;
+                };
+                if !peer.connected || peer.unplugged {
+                    continue;
+                }
+                let key = peer.force_keyframe || peer.frame.is_multiple_of(peer.gop_frames);
+                peer.force_keyframe = false;
+                let ts = (peer.frame * 3000) as u32;
+                for idx in 0..PACKETS_PER_FRAME {
+                    let peer = &mut self.peers[i];
+                    let payload = vp8_payload(peer.frame, idx, key);
+                    peer.sent_video.push(payload.clone());
+                    let seq: SeqNo = peer.video_seq.into();
+                    peer.video_seq += 1;
+                    let mut api = peer.rtc.direct_api();
+                    let tx = api.stream_tx_by_mid(mid, None).unwrap();
+                    tx.write_rtp(
+                        RtpWrite::new(pt, seq, ts, now, payload)
+                            .marker(idx == PACKETS_PER_FRAME - 1)
+                            .nackable(true),
+                    );
+                    self.pump(i);
+                }
+                self.peers[i].frame += 1;
+            }
+        }
+        if now >= self.next_audio_at {
+            self.next_audio_at += Duration::from_millis(20);
+            for i in 0..self.peers.len() {
+                let peer = &mut self.peers[i];
+                let Some((mid, pt)) = peer.audio else {
+                    continue;
+                };
+                if !peer.connected || peer.unplugged {
+                    continue;
+                }
+                let seq: SeqNo = peer.audio_seq.into();
+                let ts = (peer.audio_seq * 960) as u32;
+                peer.audio_seq += 1;
+                let payload = peer.audio_seq.to_be_bytes().repeat(10);
+                let mut api = peer.rtc.direct_api();
+                api.stream_tx_by_mid(mid, None)
+                    .unwrap()
+                    .write_rtp(RtpWrite::new(pt, seq, ts, now, payload));
+                self.pump(i);
+            }
+        }
+    }
+
+    /// Runs the network for `d` of virtual time.
+    pub fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.drain_sfu();
+            let mut next = end.min(self.next_frame_at).min(self.next_audio_at);
+            if let Some(t) = self.sfu.poll_timeout() {
+                next = next.min(t);
+            }
+            for p in &self.peers {
+                if !p.unplugged {
+                    next = next.min(p.deadline);
+                }
+            }
+            if let Some((t, ..)) = self.wire.front() {
+                next = next.min(*t);
+            }
+            self.now = next.max(self.now);
+
+            while self.wire.front().is_some_and(|(t, ..)| *t <= self.now) {
+                let (_, from, to, bytes) = self.wire.pop_front().unwrap();
+                if to == self.sfu_addr {
+                    let d = Datagram {
+                        source: from,
+                        destination: to,
+                        contents: &bytes,
+                    };
+                    self.sfu.handle_datagram(self.now, d);
+                } else if let Some(i) = self.peers.iter().position(|p| p.addr == to && !p.unplugged)
+                {
+                    let input = Input::Receive(
+                        self.now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: from,
+                            destination: to,
+                            contents: bytes.as_slice().try_into().unwrap(),
+                        },
+                    );
+                    self.peers[i].rtc.handle_input(input).unwrap();
+                    self.pump(i);
+                }
+                self.drain_sfu();
+            }
+            if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.sfu.handle_timeout(self.now);
+            }
+            for i in 0..self.peers.len() {
+                if !self.peers[i].unplugged && self.peers[i].deadline <= self.now {
+                    let now = self.now;
+                    self.peers[i].rtc.handle_input(Input::Timeout(now)).unwrap();
+                    self.pump(i);
+                }
+            }
+            self.produce();
+            // Guarantee progress when every deadline is now.
+            if self.now < end && next <= self.now {
+                self.now += Duration::from_micros(100);
+            }
+        }
+        self.drain_sfu();
+    }
+
+    /// Sends raw bytes to the SFU from an arbitrary address.
+    pub fn inject(&mut self, from: &str, bytes: &[u8]) {
+        let d = Datagram {
+            source: from.parse().unwrap(),
+            destination: self.sfu_addr,
+            contents: bytes,
+        };
+        self.sfu.handle_datagram(self.now, d);
+        self.drain_sfu();
+    }
+
+    pub fn request_keyframe_from_viewer(&mut self, i: usize) {
+        let peer = &mut self.peers[i];
+        let mid = peer.mids[0];
+        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+        self.pump(i);
+    }
+}
+
+fn peer_pt(rtc: &Rtc, codec: Codec) -> Pt {
+    rtc.codec_config()
+        .find(|p| p.spec().codec == codec)
+        .map(|p| p.pt())
+        .unwrap_or(Pt::from(255))
+}
