@@ -14,6 +14,15 @@ use crate::subscription::Subscription;
 use crate::track::Packet;
 use crate::{LeaveReason, ParticipantId, TrackId, Transmit};
 
+/// A catch-up backlog (replayed GOP, then the live packets that arrived meanwhile) leaves at
+/// `BACKLOG_BURST` packets per subscription every `BACKLOG_PACE` (≈ 35 Mbit/s of 1,200-byte
+/// packets): a keyframe in the first milliseconds without a burst that overflows the
+/// receiver's socket buffer.
+const BACKLOG_BURST: usize = 16;
+const BACKLOG_PACE: Duration = Duration::from_millis(4);
+/// A backlog this long is not catching up: drop it and wait for a keyframe.
+const MAX_BACKLOG: usize = 4000;
+
 /// How a participant came in, which decides what it is fed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -50,6 +59,8 @@ pub struct Participant {
     pub(crate) rtc_deadline: Instant,
     /// Earliest entry this participant has in the timer heap.
     pub(crate) scheduled: Option<Instant>,
+    /// When the next slice of catch-up backlogs is due.
+    pub(crate) backlog_due: Option<Instant>,
     /// When merged keyframe requests for this participant's tracks are due.
     pub(crate) keyframe_due: Option<Instant>,
     /// Set when the participant must be removed after the current step.
@@ -60,6 +71,8 @@ pub struct Participant {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Forwarded {
     Written,
+    /// Queued behind a catch-up backlog.
+    Queued,
     Dropped,
     /// Video that cannot start before a keyframe.
     WaitingForKeyframe,
@@ -104,6 +117,7 @@ impl Participant {
             rtc_deadline: now,
             scheduled: None,
             keyframe_due: None,
+            backlog_due: None,
             dead: None,
         }
     }
@@ -133,8 +147,8 @@ impl Participant {
         if !self.connected {
             at = at.min(self.created_at + connect_timeout);
         }
-        if let Some(k) = self.keyframe_due {
-            at = at.min(k);
+        for due in [self.keyframe_due, self.backlog_due].into_iter().flatten() {
+            at = at.min(due);
         }
         at
     }
@@ -147,8 +161,65 @@ impl Participant {
         }
     }
 
-    /// Writes one forwarded packet on subscription `mid`, rewritten for this subscriber.
+    /// Offers one forwarded packet to subscription `mid`: written at once, or queued behind a
+    /// catch-up backlog that is still draining.
     pub(crate) fn forward(&mut self, mid: Mid, p: &Packet, now: Instant) -> Forwarded {
+        if !self.connected {
+            // Media starts when the subscriber connects (with a keyframe), not into a queue.
+            return Forwarded::Dropped;
+        }
+        let Some(sub) = self.subscriptions.iter_mut().find(|s| s.mid == mid) else {
+            return Forwarded::Dropped;
+        };
+        if !sub.backlog.is_empty() {
+            if sub.backlog.len() >= MAX_BACKLOG {
+                // Cannot catch up: start over from the next keyframe.
+                sub.backlog.clear();
+                sub.rewriter.reset_source();
+                return Forwarded::WaitingForKeyframe;
+            }
+            sub.backlog.push_back(p.clone());
+            return Forwarded::Queued;
+        }
+        self.write(mid, p, now)
+    }
+
+    /// Queues packets (a replayed GOP) ahead of live ones; they leave at the catch-up pace.
+    pub(crate) fn queue(&mut self, mid: Mid, packets: Vec<Packet>, now: Instant) {
+        if let Some(sub) = self.subscription_mut(mid) {
+            sub.backlog.extend(packets);
+        }
+        if self.subscriptions.iter().any(|s| !s.backlog.is_empty()) {
+            self.backlog_due.get_or_insert(now);
+        }
+    }
+
+    /// Writes up to [`BACKLOG_BURST`] queued packets per subscription; returns how many.
+    pub(crate) fn drain_backlogs(&mut self, now: Instant) -> u64 {
+        self.backlog_due = None;
+        let mut written = 0;
+        for i in 0..self.subscriptions.len() {
+            for _ in 0..BACKLOG_BURST {
+                let Some(sub) = self.subscriptions.get_mut(i) else {
+                    break;
+                };
+                let mid = sub.mid;
+                let Some(p) = sub.backlog.pop_front() else {
+                    break;
+                };
+                if self.write(mid, &p, now) == Forwarded::Written {
+                    written += 1;
+                }
+            }
+        }
+        if self.subscriptions.iter().any(|s| !s.backlog.is_empty()) {
+            self.backlog_due = Some(now + BACKLOG_PACE);
+        }
+        written
+    }
+
+    /// Rewrites one packet for this subscriber and hands it to str0m.
+    fn write(&mut self, mid: Mid, p: &Packet, now: Instant) -> Forwarded {
         let Some(sub) = self.subscriptions.iter_mut().find(|s| s.mid == mid) else {
             return Forwarded::Dropped;
         };

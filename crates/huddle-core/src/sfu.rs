@@ -299,6 +299,10 @@ impl Sfu {
                 p.handle_timeout(now);
                 p.drive(now, &mut self.transmits, &mut self.internal);
             }
+            if p.backlog_due.is_some_and(|d| d <= now) {
+                self.stats.packets_forwarded += p.drain_backlogs(now);
+                p.drive(now, &mut self.transmits, &mut self.internal);
+            }
             let keyframes_due = p.keyframe_due.is_some_and(|d| d <= now);
             if keyframes_due {
                 p.keyframe_due = None;
@@ -398,6 +402,19 @@ impl Sfu {
                     Internal::Connected(id) => {
                         info!(participant = %id, "connected");
                         self.events.push_back(Event::Connected { participant: id });
+                        let video: Vec<(Mid, TrackId)> = self
+                            .participants
+                            .get(&id)
+                            .map(|p| {
+                                p.subscriptions
+                                    .iter()
+                                    .filter_map(|s| Some((s.mid, s.track?)))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        for (mid, track) in video {
+                            self.start_video(now, id, mid, track);
+                        }
                     }
                     Internal::KeyframeRequest(id, mid) => {
                         let track = self
@@ -540,22 +557,33 @@ impl Sfu {
         debug!(%subscriber, %track, %mid, "subscribed");
         self.events
             .push_back(Event::Subscribed { subscriber, track });
-        if t.kind == MediaKind::Video {
-            let replay = t.gop.replay();
-            let mut written = 0u64;
-            for p in &replay {
-                if s.forward(mid, p, now) == Forwarded::Written {
-                    written += 1;
-                }
-            }
-            if written > 0 {
-                debug!(%subscriber, %track, packets = written, "replayed current GOP");
-                self.stats.packets_forwarded += written;
-                s.drive(now, &mut self.transmits, &mut self.internal);
-                self.after_drive(subscriber);
-            }
-            self.request_keyframe(now, track);
+        if s.connected {
+            self.start_video(now, subscriber, mid, track);
         }
+    }
+
+    /// Starts a connected subscriber's video at once: replays the track's current group of
+    /// pictures (it begins with a keyframe) and asks the publisher for a fresh keyframe.
+    fn start_video(&mut self, now: Instant, subscriber: ParticipantId, mid: Mid, track: TrackId) {
+        let (Some(s), Some(t)) = (
+            self.participants.get_mut(&subscriber),
+            self.tracks.get_mut(&track),
+        ) else {
+            return;
+        };
+        if t.kind != MediaKind::Video {
+            return;
+        }
+        let replay = t.gop.replay();
+        if !replay.is_empty() {
+            debug!(%subscriber, %track, packets = replay.len(), "replaying current GOP");
+            s.queue(mid, replay, now);
+            let written = s.drain_backlogs(now);
+            self.stats.packets_forwarded += written;
+            s.drive(now, &mut self.transmits, &mut self.internal);
+            self.after_drive(subscriber);
+        }
+        self.request_keyframe(now, track);
     }
 
     fn detach(&mut self, subscriber: ParticipantId, mid: Mid, track: TrackId) {
@@ -643,7 +671,7 @@ impl Sfu {
                         codecs: vec![codec],
                     });
                 }
-                Forwarded::Dropped => {}
+                Forwarded::Queued | Forwarded::Dropped => {}
             }
         }
         if needs_keyframe {

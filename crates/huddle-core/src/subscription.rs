@@ -1,12 +1,14 @@
 //! A subscription: one track forwarded to one outgoing `mid` of a subscriber, with the
 //! rewriting that makes the subscriber see one contiguous stream.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Ssrc;
 
 use crate::TrackId;
+use crate::track::Packet;
 
 /// Outgoing sequence numbers start here, far enough from zero that reordered packets from
 /// before the first one still fit, and far below 65,536 so that the SRTP rollover counter a
@@ -27,6 +29,8 @@ pub struct Subscription {
     pub(crate) rewriter: Rewriter,
     /// The track's packets currently use a codec the subscriber did not negotiate.
     pub(crate) codec_mismatch: bool,
+    /// Packets waiting to be written at the catch-up pace, oldest first.
+    pub(crate) backlog: VecDeque<Packet>,
 }
 
 impl Subscription {
@@ -38,6 +42,7 @@ impl Subscription {
             pt_map: Vec::new(),
             rewriter: Rewriter::new(kind == MediaKind::Video),
             codec_mismatch: false,
+            backlog: VecDeque::new(),
         }
     }
 

@@ -1,0 +1,33 @@
+//! huddle-client: a WHIP/WHEP client on str0m that sends and checks synthetic media.
+//!
+//! [`Publisher`] POSTs a sendonly offer to a WHIP endpoint and streams VP8 or H.264
+//! video and Opus-shaped audio whose payloads carry a huddle header
+//! ([`media`]); [`Viewer`] POSTs a recvonly offer to a WHEP endpoint and verifies
+//! every packet it receives ([`ViewerStats`]). Both are real WebRTC peers (ICE,
+//! DTLS, SRTP) driven by str0m on a tokio UDP socket.
+
+mod error;
+pub mod http;
+pub mod media;
+mod offer;
+mod options;
+mod peer;
+mod publisher;
+mod stats;
+mod viewer;
+
+pub use error::ClientError;
+pub use media::is_keyframe_start;
+pub use options::{ClientOptions, VideoCodec};
+pub use publisher::Publisher;
+pub use stats::{PublisherStats, StreamStats, ViewerStats};
+pub use viewer::Viewer;
+
+/// Installs str0m's crypto provider (aws-lc-rs) as the process default, once.
+///
+/// Called before any `Rtc` is built; harmless to call again. A test that builds its
+/// own `Rtc` should call it first too.
+pub fn ensure_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+}

@@ -1,0 +1,529 @@
+//! The str0m peer's drive loop over a tokio `UdpSocket`, publishing or viewing.
+//!
+//! The loop follows str0m's contract: after every mutation (`handle_input`,
+//! `write_rtp`, `close`) `poll_output` is drained to `Output::Timeout`, sending every
+//! `Transmit` and handling every `Event`, before the next mutation.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use tokio::net::UdpSocket;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{MissedTickBehavior, interval, sleep_until};
+
+use crate::error::ClientError;
+use crate::media::{AudioGenerator, VideoGenerator, is_keyframe_start, now_us, verify_payload};
+use crate::offer::{Negotiated, negotiated_pt};
+use crate::options::{ClientOptions, VideoCodec};
+use crate::stats::{PublisherStats, Received, StreamTracker, ViewerStats};
+
+/// How long `close` waits for the drive task to send its goodbyes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Least time between two PLIs a viewer sends while it waits for a keyframe.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Locks a mutex, ignoring poisoning (stats stay usable after a panic elsewhere).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Video codec of an incoming payload type, if it is one we generate.
+fn codec_of(rtc: &Rtc, pt: Pt) -> Option<Codec> {
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.pt() == pt)
+        .map(|p| p.spec().codec)
+}
+
+/// One outgoing media stream of a publisher.
+#[derive(Debug)]
+struct TxStream {
+    mid: Mid,
+    pt: Pt,
+    seq: u64,
+    rtp_time: u32,
+}
+
+impl TxStream {
+    fn new(mid: Mid, pt: Pt) -> Self {
+        TxStream {
+            mid,
+            pt,
+            seq: rand::random_range(1..30_000),
+            rtp_time: rand::random(),
+        }
+    }
+}
+
+/// Publisher-side state of the drive loop.
+#[derive(Debug)]
+pub(crate) struct PublishState {
+    video: Option<(TxStream, VideoGenerator)>,
+    audio: Option<(TxStream, AudioGenerator)>,
+    fps: u32,
+    keyframe_interval: Duration,
+    ignore_keyframe_requests: bool,
+    last_keyframe: Option<Instant>,
+    keyframe_wanted: bool,
+    stats: Arc<Mutex<PublisherStats>>,
+}
+
+impl PublishState {
+    pub fn new(
+        n: &Negotiated,
+        opts: &ClientOptions,
+        stats: Arc<Mutex<PublisherStats>>,
+    ) -> Result<Self, ClientError> {
+        let video = match (n.video_mid, opts.video) {
+            (Some(mid), Some(codec)) => {
+                let pt = negotiated_pt(&n.rtc, mid, |p| match codec {
+                    VideoCodec::Vp8 => p.spec().codec == Codec::Vp8,
+                    VideoCodec::H264 => {
+                        p.spec().codec == Codec::H264
+                            && p.spec().format.packetization_mode == Some(1)
+                    }
+                })
+                .ok_or_else(|| {
+                    ClientError::Protocol(format!("answer accepted no {codec:?} payload type"))
+                })?;
+                let generator = VideoGenerator::new(codec, opts.video_bitrate_bps, opts.fps);
+                Some((TxStream::new(mid, pt), generator))
+            }
+            _ => None,
+        };
+        let audio = match n.audio_mid {
+            Some(mid) => {
+                let pt = negotiated_pt(&n.rtc, mid, |p| p.spec().codec == Codec::Opus)
+                    .ok_or_else(|| ClientError::Protocol("answer accepted no Opus".into()))?;
+                Some((TxStream::new(mid, pt), AudioGenerator::new()))
+            }
+            None => None,
+        };
+        Ok(PublishState {
+            video,
+            audio,
+            fps: opts.fps.max(1),
+            keyframe_interval: opts.keyframe_interval,
+            ignore_keyframe_requests: opts.ignore_keyframe_requests,
+            last_keyframe: None,
+            keyframe_wanted: true,
+            stats,
+        })
+    }
+}
+
+/// Viewer-side shared state (the trackers hold more than the snapshot).
+#[derive(Debug, Default)]
+pub(crate) struct ViewerShared {
+    pub connected: bool,
+    pub connected_at: Option<Instant>,
+    pub audio: StreamTracker,
+    pub video: StreamTracker,
+    pub keyframe_requests_sent: u64,
+}
+
+impl ViewerShared {
+    pub fn snapshot(&self) -> ViewerStats {
+        ViewerStats {
+            connected: self.connected,
+            connected_at: self.connected_at,
+            audio: self.audio.stats.clone(),
+            video: self.video.stats.clone(),
+            keyframe_requests_sent: self.keyframe_requests_sent,
+        }
+    }
+}
+
+/// Viewer-side state of the drive loop.
+#[derive(Debug)]
+pub(crate) struct ViewState {
+    request_keyframes: bool,
+    last_pli: Option<Instant>,
+    shared: Arc<Mutex<ViewerShared>>,
+}
+
+impl ViewState {
+    pub fn new(opts: &ClientOptions, shared: Arc<Mutex<ViewerShared>>) -> Self {
+        ViewState {
+            request_keyframes: opts.request_keyframes,
+            last_pli: None,
+            shared,
+        }
+    }
+}
+
+/// What the drive loop does with media.
+#[derive(Debug)]
+pub(crate) enum Role {
+    Publish(PublishState),
+    View(ViewState),
+}
+
+/// Handle on a running drive task.
+#[derive(Debug)]
+pub(crate) struct PeerHandle {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    connected: watch::Receiver<bool>,
+}
+
+impl PeerHandle {
+    /// Starts the drive task for a negotiated peer.
+    pub fn spawn(rtc: Rtc, socket: UdpSocket, role: Role) -> Result<Self, ClientError> {
+        let local = socket.local_addr()?;
+        let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let (connected_tx, connected_rx) = watch::channel(false);
+        let driver = Driver {
+            rtc,
+            socket,
+            local,
+            role,
+            connected: false,
+            connected_tx,
+            buf: vec![0; 2048],
+        };
+        let task = tokio::spawn(driver.run(shutdown_rx));
+        Ok(PeerHandle {
+            shutdown: Some(shutdown_tx),
+            task: Some(task),
+            connected: connected_rx,
+        })
+    }
+
+    /// Waits for str0m's `Event::Connected` (ICE + DTLS up).
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), ClientError> {
+        let mut rx = self.connected.clone();
+        match tokio::time::timeout(timeout, rx.wait_for(|c| *c)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ClientError::Closed(
+                "drive task ended before connecting".into(),
+            )),
+            Err(_) => Err(ClientError::Timeout(format!(
+                "not connected within {timeout:?}"
+            ))),
+        }
+    }
+
+    /// Stops media, sends RTCP BYE / DTLS close_notify and ends the task.
+    pub async fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for PeerHandle {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+struct Driver {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    role: Role,
+    connected: bool,
+    connected_tx: watch::Sender<bool>,
+    buf: Vec<u8>,
+}
+
+impl Driver {
+    async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        let (fps, has_video, has_audio) = match &self.role {
+            Role::Publish(p) => (p.fps, p.video.is_some(), p.audio.is_some()),
+            Role::View(_) => (1, false, false),
+        };
+        let mut video_tick = interval(Duration::from_secs(1) / fps);
+        video_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut audio_tick = interval(Duration::from_millis(20));
+        audio_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+
+        loop {
+            let timeout = match self.drain().await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!("rtc poll failed, stopping peer: {e}");
+                    break;
+                }
+            };
+            if !self.rtc.is_alive() {
+                break;
+            }
+            let sending = self.connected;
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    self.close().await;
+                    break;
+                }
+                r = self.socket.recv_from(&mut self.buf) => match r {
+                    Ok((n, source)) => self.receive(n, source),
+                    // E.g. ICMP port unreachable surfacing as ConnectionRefused.
+                    Err(e) => tracing::debug!("udp recv: {e}"),
+                },
+                _ = sleep_until(tokio::time::Instant::from_std(timeout)) => {
+                    self.mutate(Input::Timeout(Instant::now()));
+                }
+                _ = video_tick.tick(), if sending && has_video => {
+                    self.send_video_frame().await;
+                }
+                _ = audio_tick.tick(), if sending && has_audio => {
+                    self.send_audio_packet().await;
+                }
+            }
+        }
+        self.set_connected(false);
+    }
+
+    fn mutate(&mut self, input: Input) {
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!("rtc rejected input: {e}");
+        }
+    }
+
+    fn receive(&mut self, n: usize, source: SocketAddr) {
+        let Ok(contents) = self.buf[..n].try_into() else {
+            return; // not STUN/DTLS/RTP/RTCP
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!("rtc rejected datagram from {source}: {e}");
+        }
+    }
+
+    /// Polls `Rtc` until `Output::Timeout`, sending and dispatching along the way.
+    async fn drain(&mut self) -> Result<Instant, RtcError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => return Ok(t),
+                Output::Transmit(t) => {
+                    if let Err(e) = self.socket.send_to(&t.contents, t.destination).await {
+                        tracing::debug!("udp send to {}: {e}", t.destination);
+                    }
+                }
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn set_connected(&mut self, c: bool) {
+        self.connected = c;
+        self.connected_tx.send_replace(c);
+        match &self.role {
+            Role::Publish(p) => lock(&p.stats).connected = c,
+            Role::View(v) => {
+                let mut s = lock(&v.shared);
+                s.connected = c;
+                if c && s.connected_at.is_none() {
+                    s.connected_at = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => self.set_connected(true),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.set_connected(false)
+            }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) if !self.connected && self.rtc.is_connected() => self.set_connected(true),
+            Event::KeyframeRequest(req) => {
+                if let Role::Publish(p) = &mut self.role {
+                    lock(&p.stats).keyframe_requests += 1;
+                    if !p.ignore_keyframe_requests {
+                        p.keyframe_wanted = true;
+                    }
+                    tracing::debug!("keyframe request {:?} for {}", req.kind, req.mid);
+                }
+            }
+            Event::RtpPacket(pkt) => self.on_rtp(pkt),
+            _ => {}
+        }
+    }
+
+    fn on_rtp(&mut self, pkt: RtpPacket) {
+        let Role::View(view) = &mut self.role else {
+            return;
+        };
+        let codec = codec_of(&self.rtc, pkt.header.payload_type);
+        let is_audio = codec.map(|c| c.is_audio()).unwrap_or(false);
+        let video_codec = match codec {
+            Some(Codec::Vp8) => Some(VideoCodec::Vp8),
+            Some(Codec::H264) => Some(VideoCodec::H264),
+            _ => None,
+        };
+        let verified = if is_audio {
+            (codec == Some(Codec::Opus))
+                .then(|| verify_payload(None, &pkt.payload).ok())
+                .flatten()
+        } else {
+            video_codec.and_then(|c| verify_payload(Some(c), &pkt.payload).ok())
+        };
+        let keyframe_start = if is_audio {
+            None
+        } else {
+            Some(video_codec.is_some_and(|c| is_keyframe_start(c, &pkt.payload)))
+        };
+        let now = Instant::now();
+        let received = Received {
+            seq: *pkt.seq_no,
+            ssrc: *pkt.header.ssrc,
+            payload_len: pkt.payload.len(),
+            at: now,
+            now_us: now_us(),
+            verified: verified.map(|h| (h.counter, h.send_time_us)),
+            keyframe_start,
+        };
+        let want_pli = {
+            let mut s = lock(&view.shared);
+            if is_audio {
+                s.audio.record(received);
+                false
+            } else {
+                s.video.record(received);
+                view.request_keyframes
+                    && s.video.stats.first_keyframe_at.is_none()
+                    && view.last_pli.is_none_or(|t| now - t >= PLI_INTERVAL)
+            }
+        };
+        if want_pli {
+            // A mutation from inside the drain loop: the loop keeps polling afterwards.
+            let mut api = self.rtc.direct_api();
+            if let Some(rx) = api.stream_rx(&pkt.header.ssrc) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                view.last_pli = Some(now);
+                lock(&view.shared).keyframe_requests_sent += 1;
+            }
+        }
+    }
+
+    async fn send_video_frame(&mut self) {
+        let Role::Publish(p) = &mut self.role else {
+            return;
+        };
+        let now = Instant::now();
+        let periodic = p
+            .last_keyframe
+            .is_none_or(|t| now.duration_since(t) >= p.keyframe_interval);
+        let keyframe = p.keyframe_wanted || periodic;
+        let fps = p.fps;
+        let Some((tx, generator)) = &mut p.video else {
+            return;
+        };
+        let frame = generator.next_frame(keyframe, now_us());
+        let (mid, pt, rtp_time) = (tx.mid, tx.pt, tx.rtp_time);
+        let first_seq = tx.seq;
+        tx.seq += frame.packets.len() as u64;
+        tx.rtp_time = tx.rtp_time.wrapping_add(90_000 / fps);
+        if keyframe {
+            p.keyframe_wanted = false;
+            p.last_keyframe = Some(now);
+        }
+        {
+            let mut s = lock(&p.stats);
+            s.video_packets_sent += frame.packets.len() as u64;
+            s.video_bytes_sent += frame
+                .packets
+                .iter()
+                .map(|x| x.payload.len() as u64)
+                .sum::<u64>();
+            if keyframe {
+                s.keyframes_sent += 1;
+            }
+        }
+        for (i, packet) in frame.packets.into_iter().enumerate() {
+            let mut api = self.rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+                tracing::warn!("no send stream for video mid {mid}");
+                return;
+            };
+            let seq: SeqNo = (first_seq + i as u64).into();
+            stream.write_rtp(
+                RtpWrite::new(pt, seq, rtp_time, Instant::now(), packet.payload)
+                    .marker(packet.marker)
+                    .nackable(true),
+            );
+            if let Err(e) = self.drain_after_write().await {
+                tracing::warn!("rtc poll failed after write: {e}");
+                return;
+            }
+        }
+    }
+
+    async fn send_audio_packet(&mut self) {
+        let Role::Publish(p) = &mut self.role else {
+            return;
+        };
+        let Some((tx, generator)) = &mut p.audio else {
+            return;
+        };
+        let packet = generator.next_packet(now_us());
+        let (mid, pt, rtp_time, seq) = (tx.mid, tx.pt, tx.rtp_time, tx.seq);
+        tx.seq += 1;
+        tx.rtp_time = tx.rtp_time.wrapping_add(960);
+        lock(&p.stats).audio_packets_sent += 1;
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+            tracing::warn!("no send stream for audio mid {mid}");
+            return;
+        };
+        stream.write_rtp(RtpWrite::new(
+            pt,
+            seq.into(),
+            rtp_time,
+            Instant::now(),
+            packet.payload,
+        ));
+        // The loop drains right after this returns.
+    }
+
+    /// Drain between two writes of one frame (each write is a mutation).
+    async fn drain_after_write(&mut self) -> Result<(), RtcError> {
+        self.drain().await.map(|_| ())
+    }
+
+    async fn close(&mut self) {
+        if let Err(e) = self.rtc.close() {
+            tracing::debug!("rtc close: {e}");
+        }
+        // Send what closing queued (RTCP BYE, DTLS close_notify).
+        for _ in 0..64 {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Event(_)) => {}
+                Ok(Output::Timeout(_)) | Err(_) => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Every error an HTTP client can see, and the one place where each becomes a status code.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use huddle_core::CoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("unsupported content type {0:?}; expected {1}")]
+    UnsupportedMediaType(String, &'static str),
+    #[error("body is not UTF-8")]
+    NotUtf8,
+    #[error("no such session")]
+    UnknownSession,
+    #[error("missing bearer token")]
+    Unauthorized,
+    #[error("token does not grant this endpoint")]
+    Forbidden,
+    #[error("If-Match does not match the session's ETag")]
+    PreconditionFailed,
+    #[error("media loop is not running")]
+    Unavailable,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Core(e) => match e {
+                CoreError::MalformedSdp(_)
+                | CoreError::OfferRejected(_)
+                | CoreError::NoUsableMedia(_)
+                | CoreError::MalformedCandidate(_)
+                | CoreError::InvalidRoomName => StatusCode::BAD_REQUEST,
+                CoreError::UnknownParticipant(_) => StatusCode::NOT_FOUND,
+                CoreError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::UnsupportedMediaType(..) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotUtf8 => StatusCode::BAD_REQUEST,
+            ApiError::UnknownSession => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!("{status}: {self}");
+        } else {
+            tracing::debug!("{status}: {self}");
+        }
+        let mut response = (status, format!("{self}\n")).into_response();
+        let headers = response.headers_mut();
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

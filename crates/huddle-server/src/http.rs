@@ -1,0 +1,248 @@
+//! The HTTP front end: WHIP (RFC 9725) and WHEP endpoints, sessions, health.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::auth::require_bearer;
+use crate::error::ApiError;
+use crate::media::MediaHandle;
+use crate::sessions::{Endpoint, Session, Sessions, etag_for};
+use huddle_core::IceRestart;
+
+/// Offers and fragments are a few kilobytes; anything above this is refused with 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+const SDP: &str = "application/sdp";
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+const ACCEPT_POST: HeaderName = HeaderName::from_static("accept-post");
+const ACCEPT_PATCH: HeaderName = HeaderName::from_static("accept-patch");
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub media: MediaHandle,
+    pub sessions: Sessions,
+    pub token: Option<String>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let endpoints = Router::new()
+        .route("/whip/{room}", post(whip_post).options(endpoint_options))
+        .route("/whep/{room}", post(whep_post).options(endpoint_options))
+        .layer(SetResponseHeaderLayer::overriding(
+            ACCEPT_POST,
+            HeaderValue::from_static(SDP),
+        ));
+    let sessions = Router::new()
+        .route(
+            "/whip/{room}/{session}",
+            axum::routing::patch(session_patch)
+                .delete(session_delete)
+                .options(session_options),
+        )
+        .route(
+            "/whep/{room}/{session}",
+            axum::routing::patch(session_patch)
+                .delete(session_delete)
+                .options(session_options),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            ACCEPT_PATCH,
+            HeaderValue::from_static(SDPFRAG),
+        ));
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LINK,
+            ACCEPT_PATCH,
+            ACCEPT_POST,
+        ]);
+    endpoints
+        .merge(sessions)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_bearer,
+        ))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn endpoint_options() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn session_options() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn whip_post(
+    state: State<AppState>,
+    room: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    create(state, room, headers, body, Endpoint::Whip).await
+}
+
+async fn whep_post(
+    state: State<AppState>,
+    room: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    create(state, room, headers, body, Endpoint::Whep).await
+}
+
+/// The media type of a request, without parameters, lower-cased.
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn require_type(headers: &HeaderMap, expected: &'static str) -> Result<(), ApiError> {
+    let got = content_type(headers);
+    if got == expected {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(got, expected))
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    endpoint: Endpoint,
+) -> Result<Response, ApiError> {
+    require_type(&headers, SDP)?;
+    let offer = String::from_utf8(body.to_vec()).map_err(|_| ApiError::NotUtf8)?;
+    let answer = match endpoint {
+        Endpoint::Whip => state.media.publish(room.clone(), offer).await,
+        Endpoint::Whep => state.media.view(room.clone(), offer).await,
+    }
+    .map_err(|_| ApiError::Unavailable)??;
+    let etag = etag_for(&answer.ice_ufrag);
+    let id = state.sessions.insert(Session {
+        participant: answer.participant,
+        endpoint,
+        room: room.clone(),
+        etag: etag.clone(),
+        ended_at: None,
+    });
+    let location = format!("/{}/{room}/{id}", endpoint.path());
+    tracing::info!(%room, session = %id, participant = %answer.participant, "{} session created", endpoint.path());
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, SDP.to_owned()),
+            (header::LOCATION, location),
+            (header::ETAG, etag),
+        ],
+        answer.sdp,
+    )
+        .into_response())
+}
+
+/// The session named by the URL, if it exists under this endpoint and room.
+fn lookup(state: &AppState, endpoint: Endpoint, room: &str, id: &str) -> Result<Session, ApiError> {
+    state
+        .sessions
+        .get(id)
+        .filter(|s| s.endpoint == endpoint && s.room == room)
+        .ok_or(ApiError::UnknownSession)
+}
+
+fn endpoint_of(method_path: &axum::http::Uri) -> Endpoint {
+    if method_path.path().starts_with("/whep/") {
+        Endpoint::Whep
+    } else {
+        Endpoint::Whip
+    }
+}
+
+async fn session_patch(
+    State(state): State<AppState>,
+    Path((room, id)): Path<(String, String)>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let session = lookup(&state, endpoint_of(&uri), &room, &id)?;
+    if session.ended_at.is_some() {
+        return Err(ApiError::UnknownSession);
+    }
+    require_type(&headers, SDPFRAG)?;
+    if let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        let if_match = if_match.trim();
+        if if_match != "*" && if_match != session.etag {
+            return Err(ApiError::PreconditionFailed);
+        }
+    }
+    let fragment = String::from_utf8(body.to_vec()).map_err(|_| ApiError::NotUtf8)?;
+    let outcome = state
+        .media
+        .patch(session.participant, fragment)
+        .await
+        .map_err(|_| ApiError::Unavailable)?
+        .map_err(|e| match e {
+            huddle_core::CoreError::UnknownParticipant(_) => ApiError::UnknownSession,
+            e => ApiError::Core(e),
+        })?;
+    Ok(match outcome {
+        IceRestart::Trickled => StatusCode::NO_CONTENT.into_response(),
+        IceRestart::Restarted {
+            fragment,
+            ice_ufrag,
+        } => {
+            let etag = etag_for(&ice_ufrag);
+            state.sessions.set_etag(&id, etag.clone());
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, SDPFRAG.to_owned()),
+                    (header::ETAG, etag),
+                ],
+                fragment,
+            )
+                .into_response()
+        }
+    })
+}
+
+async fn session_delete(
+    State(state): State<AppState>,
+    Path((room, id)): Path<(String, String)>,
+    uri: axum::http::Uri,
+) -> Result<StatusCode, ApiError> {
+    let session = lookup(&state, endpoint_of(&uri), &room, &id)?;
+    state.sessions.remove(&id);
+    if session.ended_at.is_some() {
+        // The peer already closed DTLS or timed out: the session is over, as asked.
+        return Ok(StatusCode::OK);
+    }
+    // It may also leave between the lookup and this call; ended either way.
+    match state.media.leave(session.participant).await {
+        Ok(_) => Ok(StatusCode::OK),
+        Err(_) => Err(ApiError::Unavailable),
+    }
+}

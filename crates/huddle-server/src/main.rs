@@ -1,0 +1,53 @@
+use clap::Parser;
+use huddle_server::{Config, Server};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                EnvFilter::new("huddle=info,huddle_server=info,huddle_core=info")
+            }),
+        )
+        .init();
+    let config = Config::parse();
+    let server = match Server::start(config.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("huddle: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("huddle is running");
+    println!(
+        "  WHIP (publish, e.g. OBS → Service: WHIP): {}",
+        server.whip_url("{room}")
+    );
+    println!(
+        "  WHEP (watch):                              {}",
+        server.whep_url("{room}")
+    );
+    println!(
+        "  example room:  {}  /  {}",
+        server.whip_url("demo"),
+        server.whep_url("demo")
+    );
+    println!(
+        "  media:  udp {} (advertised to clients as {})",
+        server.udp_addr, server.advertised
+    );
+    match &config.token {
+        Some(t) => println!("  auth:   Authorization: Bearer {t}"),
+        None => println!(
+            "  auth:   none (open to anyone who can reach it; pass --token to require a Bearer token)"
+        ),
+    }
+    println!("  health: {}/healthz", server.base_url());
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("huddle: cannot wait for Ctrl-C: {e}");
+    }
+    println!("huddle: shutting down");
+    server.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}

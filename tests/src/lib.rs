@@ -1,0 +1,51 @@
+//! Shared set-up for huddle's end-to-end tests: a server started in-process on ephemeral
+//! loopback ports, and logging that shows up under `--nocapture`.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use huddle_server::{Config, Server};
+
+pub fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Starts huddle on 127.0.0.1 with ephemeral HTTP and UDP ports.
+pub async fn start_server(token: Option<&str>) -> Server {
+    init_logging();
+    huddle_client::ensure_crypto_provider();
+    let config = Config {
+        token: token.map(str::to_owned),
+        ..Config::ephemeral()
+    };
+    match Server::start(config).await {
+        Ok(s) => s,
+        Err(e) => panic!("server did not start: {e}"),
+    }
+}
+
+/// Polls `f` every 50 ms until it returns true or `within` passes; returns the last result.
+pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
