@@ -1,13 +1,13 @@
 //! The HTTP front end: WHIP (RFC 9725) and WHEP endpoints, sessions, health.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::middleware::Next;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::require_bearer;
 use crate::error::ApiError;
@@ -33,11 +33,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let endpoints = Router::new()
         .route("/whip/{room}", post(whip_post).options(endpoint_options))
-        .route("/whep/{room}", post(whep_post).options(endpoint_options))
-        .layer(SetResponseHeaderLayer::overriding(
-            ACCEPT_POST,
-            HeaderValue::from_static(SDP),
-        ));
+        .route("/whep/{room}", post(whep_post).options(endpoint_options));
     let sessions = Router::new()
         .route(
             "/whip/{room}/{session}",
@@ -50,11 +46,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(session_patch)
                 .delete(session_delete)
                 .options(session_options),
-        )
-        .layer(SetResponseHeaderLayer::overriding(
-            ACCEPT_PATCH,
-            HeaderValue::from_static(SDPFRAG),
-        ));
+        );
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
@@ -79,7 +71,26 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
+        .layer(middleware::from_fn(advertise_accepted_types))
         .with_state(state)
+}
+
+/// `Accept-Post` on the WHIP/WHEP endpoints and `Accept-Patch` on sessions, on every response
+/// (CORS preflights included, which the CORS layer answers before any route runs).
+async fn advertise_accepted_types(request: Request, next: Next) -> Response {
+    let segments = request.uri().path().trim_matches('/').split('/').count();
+    let whip_or_whep = request.uri().path().starts_with("/whip/") || request.uri().path().starts_with("/whep/");
+    let mut response = next.run(request).await;
+    match (whip_or_whep, segments) {
+        (true, 2) => {
+            response.headers_mut().insert(ACCEPT_POST, HeaderValue::from_static(SDP));
+        }
+        (true, 3) => {
+            response.headers_mut().insert(ACCEPT_PATCH, HeaderValue::from_static(SDPFRAG));
+        }
+        _ => {}
+    }
+    response
 }
 
 async fn endpoint_options() -> StatusCode {
