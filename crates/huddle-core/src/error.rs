@@ -23,6 +23,9 @@ pub enum CoreError {
     /// The participant does not exist (it left, timed out, or never existed).
     #[error("unknown participant {0}")]
     UnknownParticipant(ParticipantId),
+    /// An answer arrived with no server offer outstanding, or did not fit the offer.
+    #[error("answer rejected: {0}")]
+    AnswerRejected(String),
     /// The server is at its configured participant limit.
     #[error("server full ({0} participants)")]
     Full(usize),

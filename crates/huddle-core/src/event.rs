@@ -48,6 +48,19 @@ pub enum Event {
         subscriber: ParticipantId,
         track: TrackId,
     },
+    /// A server offer for a member: send it to the member, then call
+    /// [`Sfu::accept_answer`](crate::Sfu::accept_answer) with its answer.
+    Offer {
+        participant: ParticipantId,
+        sdp: String,
+    },
+    /// A data channel message from a participant, for the signaling layer to relay with
+    /// [`Sfu::send_message`](crate::Sfu::send_message).
+    Message {
+        room: String,
+        participant: ParticipantId,
+        data: Vec<u8>,
+    },
     /// A track cannot be forwarded to a subscriber: none of its codecs were negotiated there.
     CodecMismatch {
         subscriber: ParticipantId,

@@ -56,6 +56,7 @@ mod error;
 mod event;
 mod ids;
 pub mod keyframe;
+mod negotiation;
 pub mod participant;
 pub mod room;
 mod sdp;

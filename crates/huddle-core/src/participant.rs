@@ -5,11 +5,13 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::channel::ChannelId;
 use str0m::media::{MediaKind, Mid};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, warn};
 
+use crate::negotiation::PendingOffer;
 use crate::subscription::Subscription;
 use crate::track::Packet;
 use crate::{LeaveReason, ParticipantId, TrackId, Transmit};
@@ -30,6 +32,9 @@ pub enum Role {
     Publisher,
     /// A WHEP viewer: receives the room's main publisher.
     Viewer,
+    /// A room member (a browser): publishes its tracks and receives everyone else's, the
+    /// server offering each change.
+    Member,
 }
 
 /// At most this many back-to-back "timeout is now" rounds per drive; str0m settles in one or
@@ -41,6 +46,8 @@ const MAX_IMMEDIATE_TIMEOUTS: usize = 8;
 pub struct Participant {
     pub id: ParticipantId,
     pub room: String,
+    /// Public id in signaling; the `msid` stream id of this participant's tracks.
+    pub label: String,
     pub role: Role,
     pub(crate) rtc: Rtc,
     pub(crate) created_at: Instant,
@@ -63,6 +70,11 @@ pub struct Participant {
     pub(crate) backlog_due: Option<Instant>,
     /// When merged keyframe requests for this participant's tracks are due.
     pub(crate) keyframe_due: Option<Instant>,
+    /// A server offer awaiting the member's answer: the tracks it adds (by new `mid`) and the
+    /// `mid`s it stops.
+    pub(crate) pending_offer: Option<PendingOffer>,
+    /// The data channel messages are relayed on.
+    pub(crate) channel: Option<ChannelId>,
     /// Set when the participant must be removed after the current step.
     pub(crate) dead: Option<LeaveReason>,
 }
@@ -90,12 +102,15 @@ pub(crate) enum Internal {
     /// The participant's ICE agent sent to an address the demux does not know for it yet.
     Transmitted(ParticipantId, SocketAddr),
     KeyframeRequest(ParticipantId, Mid),
+    /// A data channel message from this participant.
+    Message(ParticipantId, Vec<u8>),
 }
 
 impl Participant {
     pub(crate) fn new(
         id: ParticipantId,
         room: String,
+        label: String,
         role: Role,
         rtc: Rtc,
         ufrag: String,
@@ -104,6 +119,7 @@ impl Participant {
         Participant {
             id,
             room,
+            label,
             role,
             rtc,
             created_at: now,
@@ -118,6 +134,8 @@ impl Participant {
             scheduled: None,
             keyframe_due: None,
             backlog_due: None,
+            pending_offer: None,
+            channel: None,
             dead: None,
         }
     }
@@ -317,6 +335,16 @@ impl Participant {
                 self.dead = Some(LeaveReason::Timeout);
             }
             RtcEvent::Closed => self.dead = Some(LeaveReason::Closed),
+            RtcEvent::ChannelOpen(id, label) => {
+                debug!(participant = %self.id, %label, "data channel open");
+                self.channel.get_or_insert(id);
+            }
+            RtcEvent::ChannelData(d) => internal.push_back(Internal::Message(self.id, d.data)),
+            RtcEvent::ChannelClose(id) => {
+                if self.channel == Some(id) {
+                    self.channel = None;
+                }
+            }
             _ => {}
         }
     }

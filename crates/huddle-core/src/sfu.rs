@@ -76,19 +76,19 @@ pub struct SfuStats {
 /// The SFU state machine. See the [crate docs](crate) for the model and the driving loop.
 #[derive(Debug)]
 pub struct Sfu {
-    config: SfuConfig,
-    next_id: u64,
-    rooms: HashMap<String, Room>,
-    participants: HashMap<ParticipantId, Participant>,
-    tracks: HashMap<TrackId, Track>,
-    demux: Demux,
-    timers: Timers,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
-    internal: VecDeque<Internal>,
+    pub(crate) config: SfuConfig,
+    pub(crate) next_id: u64,
+    pub(crate) rooms: HashMap<String, Room>,
+    pub(crate) participants: HashMap<ParticipantId, Participant>,
+    pub(crate) tracks: HashMap<TrackId, Track>,
+    pub(crate) demux: Demux,
+    pub(crate) timers: Timers,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) internal: VecDeque<Internal>,
     /// Participants to remove once the current step is done.
-    doomed: Vec<(ParticipantId, LeaveReason)>,
-    stats: SfuStats,
+    pub(crate) doomed: Vec<(ParticipantId, LeaveReason)>,
+    pub(crate) stats: SfuStats,
 }
 
 impl Sfu {
@@ -115,13 +115,27 @@ impl Sfu {
 
     /// Accepts a WHIP offer: a participant that publishes into `room`.
     pub fn publish(&mut self, now: Instant, room: &str, offer: &str) -> Result<Answer, CoreError> {
-        self.join(now, room, offer, Role::Publisher)
+        self.join(now, room, offer, Role::Publisher, None)
     }
 
     /// Accepts a WHEP offer: a participant that receives the room's longest-present publisher,
     /// now or as soon as there is one.
     pub fn view(&mut self, now: Instant, room: &str, offer: &str) -> Result<Answer, CoreError> {
-        self.join(now, room, offer, Role::Viewer)
+        self.join(now, room, offer, Role::Viewer, None)
+    }
+
+    /// Accepts a room member's offer (a browser): it publishes what it offers to send and
+    /// receives every other track in the room through server offers ([`Event::Offer`]) once it
+    /// is connected. `label` is its public id in signaling, used as the `msid` stream id of
+    /// its tracks in other members' SDP.
+    pub fn member(
+        &mut self,
+        now: Instant,
+        room: &str,
+        label: &str,
+        offer: &str,
+    ) -> Result<Answer, CoreError> {
+        self.join(now, room, offer, Role::Member, Some(label))
     }
 
     fn join(
@@ -130,6 +144,7 @@ impl Sfu {
         room: &str,
         offer: &str,
         role: Role,
+        label: Option<&str>,
     ) -> Result<Answer, CoreError> {
         if !valid_room_name(room) {
             return Err(CoreError::InvalidRoomName);
@@ -152,7 +167,16 @@ impl Sfu {
 
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
-        let mut p = Participant::new(id, room.to_owned(), role, rtc, ice_ufrag.clone(), now);
+        let label = label.map_or_else(|| id.to_string(), str::to_owned);
+        let mut p = Participant::new(
+            id,
+            room.to_owned(),
+            label,
+            role,
+            rtc,
+            ice_ufrag.clone(),
+            now,
+        );
         p.remote_ufrag = sdp::ice_ufrag(offer).map(str::to_owned);
 
         // Accepting the offer declared the media: check it before admitting the participant.
@@ -176,10 +200,11 @@ impl Sfu {
         });
         info!(participant = %id, room, ?role, "joined");
         for (mid, kind, direction) in sections {
-            self.media_added(now, id, mid, kind, direction);
+            self.media_added(id, mid, kind, direction);
         }
+        self.refresh_room(now, room);
         self.reschedule(id);
-        self.process(now);
+        self.process_pending(now);
         Ok(Answer {
             participant: id,
             sdp: sdp::finish_answer(answer.to_sdp_string(), offer),
@@ -232,7 +257,7 @@ impl Sfu {
         }
         p.drive(now, &mut self.transmits, &mut self.internal);
         self.after_drive(id);
-        self.process(now);
+        self.process_pending(now);
         Ok(outcome)
     }
 
@@ -242,7 +267,7 @@ impl Sfu {
             return Err(CoreError::UnknownParticipant(id));
         }
         self.doomed.push((id, LeaveReason::Requested));
-        self.process(now);
+        self.process_pending(now);
         Ok(())
     }
 
@@ -278,7 +303,7 @@ impl Sfu {
         }
         p.drive(now, &mut self.transmits, &mut self.internal);
         self.after_drive(id);
-        self.process(now);
+        self.process_pending(now);
     }
 
     /// Advances time: runs every participant whose deadline has come.
@@ -323,7 +348,7 @@ impl Sfu {
             }
             self.after_drive(id);
         }
-        self.process(now);
+        self.process_pending(now);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -367,7 +392,7 @@ impl Sfu {
 
     /// Bookkeeping after a participant's `Rtc` was driven: learn the addresses it talks to,
     /// reschedule its timer, and doom it if it died.
-    fn after_drive(&mut self, id: ParticipantId) {
+    pub(crate) fn after_drive(&mut self, id: ParticipantId) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
@@ -389,7 +414,7 @@ impl Sfu {
     }
 
     /// Handles what driving produced, until nothing is left.
-    fn process(&mut self, now: Instant) {
+    pub(crate) fn process_pending(&mut self, now: Instant) {
         loop {
             while let Some(item) = self.internal.pop_front() {
                 match item {
@@ -415,6 +440,16 @@ impl Sfu {
                         for (mid, track) in video {
                             self.start_video(now, id, mid, track);
                         }
+                        self.negotiate(now, id);
+                    }
+                    Internal::Message(id, data) => {
+                        if let Some(p) = self.participants.get(&id) {
+                            self.events.push_back(Event::Message {
+                                room: p.room.clone(),
+                                participant: id,
+                                data,
+                            });
+                        }
                     }
                     Internal::KeyframeRequest(id, mid) => {
                         let track = self
@@ -435,21 +470,14 @@ impl Sfu {
         }
     }
 
-    fn media_added(
-        &mut self,
-        now: Instant,
-        id: ParticipantId,
-        mid: Mid,
-        kind: MediaKind,
-        direction: Direction,
-    ) {
+    fn media_added(&mut self, id: ParticipantId, mid: Mid, kind: MediaKind, direction: Direction) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
         let room = p.room.clone();
         let receiving = matches!(direction, Direction::RecvOnly | Direction::SendRecv);
         let sending = matches!(direction, Direction::SendOnly | Direction::SendRecv);
-        if receiving && p.role == Role::Publisher {
+        if receiving && matches!(p.role, Role::Publisher | Role::Member) {
             let params = codec::negotiated(&p.rtc, mid);
             if params.is_empty() {
                 warn!(participant = %id, %mid, "no forwardable codec negotiated; ignoring section");
@@ -464,16 +492,14 @@ impl Sfu {
             );
             info!(participant = %id, %track, ?kind, "track published");
             self.events.push_back(Event::TrackPublished {
-                room: room.clone(),
+                room,
                 participant: id,
                 track,
                 kind,
             });
-            self.refresh_viewers(now, &room);
         } else if sending && p.role == Role::Viewer {
             p.subscriptions
                 .push(crate::subscription::Subscription::new(mid, kind));
-            self.refresh_viewers(now, &room);
         }
     }
 
@@ -484,6 +510,20 @@ impl Sfu {
                 .get(id)
                 .is_some_and(|p| p.role == Role::Publisher && !p.tracks.is_empty())
         })
+    }
+
+    /// Brings a room's subscriptions up to date after its tracks changed: viewers follow the
+    /// main publisher, members renegotiate to receive every other track.
+    pub(crate) fn refresh_room(&mut self, now: Instant, room: &str) {
+        self.refresh_viewers(now, room);
+        let members: Vec<ParticipantId> = self
+            .rooms
+            .get(room)
+            .map(|r| r.participants.clone())
+            .unwrap_or_default();
+        for id in members {
+            self.negotiate(now, id);
+        }
     }
 
     /// Points every viewer's subscriptions at the room's main publisher's tracks.
@@ -527,7 +567,13 @@ impl Sfu {
 
     /// Starts forwarding `track` to `subscriber`'s `mid`: maps payload types, replays the
     /// current group of pictures and asks the publisher for a fresh keyframe.
-    fn attach(&mut self, now: Instant, subscriber: ParticipantId, mid: Mid, track: TrackId) {
+    pub(crate) fn attach(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        mid: Mid,
+        track: TrackId,
+    ) {
         let (Some(s), Some(t)) = (
             self.participants.get_mut(&subscriber),
             self.tracks.get_mut(&track),
@@ -586,7 +632,7 @@ impl Sfu {
         self.request_keyframe(now, track);
     }
 
-    fn detach(&mut self, subscriber: ParticipantId, mid: Mid, track: TrackId) {
+    pub(crate) fn detach(&mut self, subscriber: ParticipantId, mid: Mid, track: TrackId) {
         if let Some(t) = self.tracks.get_mut(&track) {
             t.subscribers.retain(|s| *s != (subscriber, mid));
         }
@@ -736,7 +782,7 @@ impl Sfu {
             reason,
         });
         if !room_empty {
-            self.refresh_viewers(now, &p.room);
+            self.refresh_room(now, &p.room);
         }
     }
 }
@@ -763,13 +809,15 @@ fn check_usable_media(
         let direction_ok = match role {
             Role::Publisher => matches!(direction, Direction::RecvOnly | Direction::SendRecv),
             Role::Viewer => matches!(direction, Direction::SendOnly | Direction::SendRecv),
+            // Members receive through later server offers and may publish nothing.
+            Role::Member => return Ok(()),
         };
         if direction_ok && !codec::negotiated(&p.rtc, *mid).is_empty() {
             return Ok(());
         }
     }
     let what = match role {
-        Role::Publisher => "sends",
+        Role::Publisher | Role::Member => "sends",
         Role::Viewer => "receives",
     };
     Err(CoreError::NoUsableMedia(format!(

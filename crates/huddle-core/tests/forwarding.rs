@@ -303,3 +303,52 @@ fn synthetic_payloads_are_what_they_claim() {
         &vp8_payload(0, PACKETS_PER_FRAME - 1, true)
     ));
 }
+
+#[test]
+fn members_receive_each_other_through_server_offers_and_chat() {
+    let mut net = Net::new();
+    let a = net.member("a", "room");
+    let b = net.member("b", "room");
+    net.run(Duration::from_secs(2));
+    for (me, other) in [(a, b), (b, a)] {
+        let peer = &net.peers[me];
+        assert!(peer.offers >= 1, "{} got a server offer", peer.name);
+        let from_other: HashSet<&Vec<u8>> = net.peers[other].sent_video.iter().collect();
+        let video: Vec<_> = peer.received(MediaKind::Video).collect();
+        assert!(
+            video.len() > 100,
+            "{} got {} video packets",
+            peer.name,
+            video.len()
+        );
+        assert!(
+            video.iter().all(|g| from_other.contains(&g.payload)),
+            "{} only gets the other's video",
+            peer.name
+        );
+        assert!(peer.received(MediaKind::Audio).count() > 50);
+    }
+    // A third member arrives: both get one more renegotiation, it gets both.
+    let c = net.member("c", "room");
+    net.run(Duration::from_secs(2));
+    assert!(
+        net.peers[c]
+            .received(MediaKind::Video)
+            .map(|g| g.ssrc)
+            .collect::<HashSet<_>>()
+            .len()
+            == 2
+    );
+    net.say(a, "hello");
+    net.run(Duration::from_millis(500));
+    assert_eq!(net.peers[b].messages, vec![b"hello".to_vec()]);
+    assert_eq!(net.peers[c].messages, vec![b"hello".to_vec()]);
+    assert!(net.peers[a].messages.is_empty());
+    // One leaves: the others renegotiate its sections away.
+    let offers_before = net.peers[a].offers;
+    net.leave(c);
+    net.run(Duration::from_secs(1));
+    assert!(net.peers[a].offers > offers_before, "removal renegotiated");
+    let s = net.sfu.stats();
+    assert_eq!((s.participants, s.tracks, s.subscriptions), (2, 4, 4));
+}

@@ -56,6 +56,10 @@ pub struct Peer {
     pub audio: Option<(Mid, Pt)>,
     pub mids: Vec<Mid>,
     pub got: Vec<Got>,
+    pub wants_channel: bool,
+    pub channel: Option<str0m::channel::ChannelId>,
+    pub messages: Vec<Vec<u8>>,
+    pub offers: u64,
     pub keyframe_requests: u64,
     pub connected: bool,
     /// Publisher state.
@@ -89,6 +93,10 @@ impl Peer {
             audio: None,
             mids: Vec::new(),
             got: Vec::new(),
+            wants_channel: false,
+            channel: None,
+            messages: Vec::new(),
+            offers: 0,
             keyframe_requests: 0,
             connected: false,
             frame: 0,
@@ -179,7 +187,11 @@ impl Net {
         audio: bool,
     ) -> (String, str0m::change::SdpPendingOffer) {
         let peer = &mut self.peers[i];
+        let channel = peer.wants_channel;
         let mut api = peer.rtc.sdp_api();
+        if channel {
+            api.add_channel("chat".into());
+        }
         if video {
             let mid = api.add_media(MediaKind::Video, dir, None, None, None);
             peer.mids.push(mid);
@@ -208,9 +220,24 @@ impl Net {
 
     /// A publisher with VP8 video (and Opus audio).
     pub fn publisher(&mut self, name: &'static str, room: &str) -> usize {
+        self.sender(name, room, false)
+    }
+
+    /// A room member: publishes VP8 + Opus and a data channel, receives the others through
+    /// server offers (answered automatically in [`Net::run`]).
+    pub fn member(&mut self, name: &'static str, room: &str) -> usize {
+        self.sender(name, room, true)
+    }
+
+    fn sender(&mut self, name: &'static str, room: &str, member: bool) -> usize {
         let i = self.add_peer(name);
+        self.peers[i].wants_channel = member;
         let (offer, pending) = self.offer(i, Direction::SendOnly, true, true);
-        let answer = self.sfu.publish(self.now, room, &offer).unwrap();
+        let answer = if member {
+            self.sfu.member(self.now, room, name, &offer).unwrap()
+        } else {
+            self.sfu.publish(self.now, room, &offer).unwrap()
+        };
         self.finish(i, pending, &answer.sdp, answer.participant);
         let peer = &mut self.peers[i];
         for mid in peer.mids.clone() {
@@ -302,6 +329,8 @@ impl Net {
                 }
                 Output::Event(e) => match e {
                     RtcEvent::Connected => peer.connected = true,
+                    RtcEvent::ChannelOpen(id, _) => peer.channel = Some(id),
+                    RtcEvent::ChannelData(d) => peer.messages.push(d.data),
                     RtcEvent::KeyframeRequest(_) => {
                         peer.keyframe_requests += 1;
                         if peer.honour_pli {
@@ -331,13 +360,61 @@ impl Net {
     }
 
     fn drain_sfu(&mut self) {
-        while let Some(t) = self.sfu.poll_transmit() {
-            self.wire
-                .push_back((self.now + LATENCY, t.source, t.destination, t.contents));
-        }
-        while let Some(e) = self.sfu.poll_event() {
+        loop {
+            while let Some(t) = self.sfu.poll_transmit() {
+                self.wire
+                    .push_back((self.now + LATENCY, t.source, t.destination, t.contents));
+            }
+            let Some(e) = self.sfu.poll_event() else {
+                break;
+            };
+            match &e {
+                // What a signaling layer does: hand the offer to the member, return its answer.
+                Event::Offer { participant, sdp } => {
+                    let Some(i) = self.peers.iter().position(|p| p.id == Some(*participant)) else {
+                        panic!(
+                            "offer for unknown {participant}: {:?}",
+                            self.peers.iter().map(|p| p.id).collect::<Vec<_>>()
+                        )
+                    };
+                    let offer = SdpOffer::from_sdp_string(sdp).unwrap();
+                    let answer = self.peers[i].rtc.sdp_api().accept_offer(offer).unwrap();
+                    self.peers[i].offers += 1;
+                    self.pump(i);
+                    self.sfu
+                        .accept_answer(self.now, *participant, &answer.to_sdp_string())
+                        .unwrap();
+                }
+                // And relay chat to everyone else in the room.
+                Event::Message {
+                    participant, data, ..
+                } => {
+                    let others: Vec<ParticipantId> = self
+                        .peers
+                        .iter()
+                        .filter_map(|p| p.id)
+                        .filter(|id| id != participant)
+                        .collect();
+                    for id in others {
+                        self.sfu.send_message(self.now, id, data);
+                    }
+                }
+                _ => {}
+            }
             self.events.push(e);
         }
+    }
+
+    /// Sends a chat message on peer `i`'s data channel.
+    pub fn say(&mut self, i: usize, text: &str) {
+        let peer = &mut self.peers[i];
+        let id = peer.channel.expect("data channel open");
+        peer.rtc
+            .channel(id)
+            .unwrap()
+            .write(false, text.as_bytes())
+            .unwrap();
+        self.pump(i);
     }
 
     /// Publishers send one video frame (several packets) every 1/FPS and audio every 20 ms.
