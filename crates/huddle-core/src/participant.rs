@@ -340,10 +340,7 @@ impl Participant {
                 self.channel.get_or_insert(id);
             }
             RtcEvent::ChannelData(d) => internal.push_back(Internal::Message(self.id, d.data)),
-            RtcEvent::ChannelClose(id) => {
-                if self.channel == Some(id) {
-                    self.channel = None;
-                }
+            RtcEvent::ChannelClose(id) if self.channel == Some(id) => self.channel = None,
             }
             _ => {}
         }
