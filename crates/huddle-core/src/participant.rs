@@ -341,7 +341,6 @@ impl Participant {
             }
             RtcEvent::ChannelData(d) => internal.push_back(Internal::Message(self.id, d.data)),
             RtcEvent::ChannelClose(id) if self.channel == Some(id) => self.channel = None,
-            }
             _ => {}
         }
     }
