@@ -32,6 +32,7 @@ impl ApiError {
                 | CoreError::OfferRejected(_)
                 | CoreError::NoUsableMedia(_)
                 | CoreError::MalformedCandidate(_)
+                | CoreError::AnswerRejected(_)
                 | CoreError::InvalidRoomName => StatusCode::BAD_REQUEST,
                 CoreError::UnknownParticipant(_) => StatusCode::NOT_FOUND,
                 CoreError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,

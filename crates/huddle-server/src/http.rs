@@ -2,8 +2,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::middleware::Next;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
@@ -27,6 +27,7 @@ const ACCEPT_PATCH: HeaderName = HeaderName::from_static("accept-patch");
 pub struct AppState {
     pub media: MediaHandle,
     pub sessions: Sessions,
+    pub registry: crate::signaling::Registry,
     pub token: Option<String>,
 }
 
@@ -64,10 +65,13 @@ pub fn router(state: AppState) -> Router {
         ]);
     endpoints
         .merge(sessions)
+        .route("/debug/stats", get(debug_stats))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_bearer,
         ))
+        // Authorized in the handler: browsers cannot send headers on a WebSocket.
+        .route("/rooms/{room}/ws", get(crate::signaling::ws::upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
@@ -79,18 +83,48 @@ pub fn router(state: AppState) -> Router {
 /// (CORS preflights included, which the CORS layer answers before any route runs).
 async fn advertise_accepted_types(request: Request, next: Next) -> Response {
     let segments = request.uri().path().trim_matches('/').split('/').count();
-    let whip_or_whep = request.uri().path().starts_with("/whip/") || request.uri().path().starts_with("/whep/");
+    let whip_or_whep =
+        request.uri().path().starts_with("/whip/") || request.uri().path().starts_with("/whep/");
     let mut response = next.run(request).await;
     match (whip_or_whep, segments) {
         (true, 2) => {
-            response.headers_mut().insert(ACCEPT_POST, HeaderValue::from_static(SDP));
+            response
+                .headers_mut()
+                .insert(ACCEPT_POST, HeaderValue::from_static(SDP));
         }
         (true, 3) => {
-            response.headers_mut().insert(ACCEPT_PATCH, HeaderValue::from_static(SDPFRAG));
+            response
+                .headers_mut()
+                .insert(ACCEPT_PATCH, HeaderValue::from_static(SDPFRAG));
         }
         _ => {}
     }
     response
+}
+
+/// The core's counters as JSON, for operators and tests.
+async fn debug_stats(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let s = state
+        .media
+        .stats()
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    Ok(axum::Json(serde_json::json!({
+        "rooms": s.rooms,
+        "participants": s.participants,
+        "tracks": s.tracks,
+        "subscriptions": s.subscriptions,
+        "demux_ufrags": s.demux_ufrags,
+        "demux_addrs": s.demux_addrs,
+        "timer_entries": s.timer_entries,
+        "datagrams_unrouted": s.datagrams_unrouted,
+        "datagrams_malformed": s.datagrams_malformed,
+        "packets_received": s.packets_received,
+        "packets_forwarded": s.packets_forwarded,
+        "keyframe_requests_sent": s.keyframe_requests_sent,
+        "sessions": state.sessions.len(),
+    }))
+    .into_response())
 }
 
 async fn endpoint_options() -> StatusCode {

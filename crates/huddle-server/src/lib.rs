@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod media;
 pub mod sessions;
+pub mod signaling;
 
 use std::net::SocketAddr;
 
@@ -75,10 +76,13 @@ impl Server {
 
         let sessions = Sessions::default();
         let sfu = Sfu::new(SfuConfig::new(vec![advertised]));
-        let (media, media_task) = media::spawn(udp, advertised, sfu, sessions.clone());
+        let registry = signaling::Registry::default();
+        let (media, media_task) =
+            media::spawn(udp, advertised, sfu, sessions.clone(), registry.clone());
         let app = http::router(AppState {
             media: media.clone(),
             sessions: sessions.clone(),
+            registry,
             token: config.token.clone(),
         });
         let (stop, stopped) = oneshot::channel::<()>();

@@ -5,12 +5,19 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use huddle_core::{Answer, CoreError, Datagram, Event, IceRestart, ParticipantId, Sfu, SfuStats};
+use huddle_core::{
+    Answer, CoreError, Datagram, Event, IceRestart, MediaKind, ParticipantId, Role, Sfu, SfuStats,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::sessions::Sessions;
+use crate::signaling::Registry;
+use crate::signaling::messages::{Kind, ServerMessage};
+
+/// Longest chat message relayed, in characters.
+const MAX_CHAT_CHARS: usize = 2000;
 
 /// Largest datagram read; anything bigger is not WebRTC.
 const RECV_BUF: usize = 2048;
@@ -18,6 +25,22 @@ const RECV_BUF: usize = 2048;
 enum Command {
     Publish(String, String, oneshot::Sender<Result<Answer, CoreError>>),
     View(String, String, oneshot::Sender<Result<Answer, CoreError>>),
+    Member(
+        String,
+        String,
+        String,
+        oneshot::Sender<Result<Answer, CoreError>>,
+    ),
+    Answer(
+        ParticipantId,
+        String,
+        oneshot::Sender<Result<(), CoreError>>,
+    ),
+    Candidate(
+        ParticipantId,
+        String,
+        oneshot::Sender<Result<(), CoreError>>,
+    ),
     Patch(
         ParticipantId,
         String,
@@ -60,6 +83,33 @@ impl MediaHandle {
         self.ask(|r| Command::View(room, offer, r)).await
     }
 
+    /// A browser's first offer: `label` is its id in room signaling.
+    pub async fn member(
+        &self,
+        room: String,
+        label: String,
+        offer: String,
+    ) -> Result<Result<Answer, CoreError>, Stopped> {
+        self.ask(|r| Command::Member(room, label, offer, r)).await
+    }
+
+    /// A member's answer to a server offer.
+    pub async fn answer(
+        &self,
+        id: ParticipantId,
+        sdp: String,
+    ) -> Result<Result<(), CoreError>, Stopped> {
+        self.ask(|r| Command::Answer(id, sdp, r)).await
+    }
+
+    pub async fn candidate(
+        &self,
+        id: ParticipantId,
+        candidate: String,
+    ) -> Result<Result<(), CoreError>, Stopped> {
+        self.ask(|r| Command::Candidate(id, candidate, r)).await
+    }
+
     pub async fn patch(
         &self,
         id: ParticipantId,
@@ -83,9 +133,10 @@ pub fn spawn(
     advertised: SocketAddr,
     sfu: Sfu,
     sessions: Sessions,
+    registry: Registry,
 ) -> (MediaHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(256);
-    let task = tokio::spawn(run(socket, advertised, sfu, rx, sessions));
+    let task = tokio::spawn(run(socket, advertised, sfu, rx, sessions, registry));
     (MediaHandle { tx }, task)
 }
 
@@ -95,6 +146,7 @@ async fn run(
     mut sfu: Sfu,
     mut rx: mpsc::Receiver<Command>,
     sessions: Sessions,
+    registry: Registry,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
     loop {
@@ -136,7 +188,7 @@ async fn run(
             }
         }
         while let Some(e) = sfu.poll_event() {
-            on_event(&sessions, e);
+            on_event(&mut sfu, &sessions, &registry, e);
         }
     }
     info!("media loop stopped");
@@ -152,6 +204,15 @@ fn handle_command(sfu: &mut Sfu, cmd: Command) {
         Command::View(room, offer, reply) => {
             let _ = reply.send(sfu.view(now, &room, &offer));
         }
+        Command::Member(room, label, offer, reply) => {
+            let _ = reply.send(sfu.member(now, &room, &label, &offer));
+        }
+        Command::Answer(id, sdp, reply) => {
+            let _ = reply.send(sfu.accept_answer(now, id, &sdp));
+        }
+        Command::Candidate(id, candidate, reply) => {
+            let _ = reply.send(sfu.add_remote_candidate(now, id, &candidate));
+        }
         Command::Patch(id, fragment, reply) => {
             let _ = reply.send(sfu.patch(now, id, &fragment));
         }
@@ -164,16 +225,55 @@ fn handle_command(sfu: &mut Sfu, cmd: Command) {
     }
 }
 
-fn on_event(sessions: &Sessions, e: Event) {
-    match &e {
+/// Tells HTTP sessions and room signaling what happened in the core.
+fn on_event(sfu: &mut Sfu, sessions: &Sessions, registry: &Registry, e: Event) {
+    match e {
+        Event::Joined {
+            room,
+            participant,
+            role: Role::Publisher,
+        } => registry.whip_joined(&room, participant),
         Event::Left {
             participant,
             reason,
             ..
         } => {
             info!(%participant, ?reason, "participant left");
-            sessions.end_participant(*participant);
+            sessions.end_participant(participant);
+            registry.participant_left(participant);
         }
+        Event::TrackPublished {
+            participant,
+            track,
+            kind,
+            ..
+        } => {
+            if let Some(label) = registry.label(participant) {
+                let msg = ServerMessage::TrackPublished {
+                    participant: label,
+                    track: track.to_string(),
+                    kind: kind_of(kind),
+                };
+                registry.broadcast_from(participant, msg);
+            }
+        }
+        Event::TrackUnpublished {
+            participant, track, ..
+        } => {
+            if let Some(label) = registry.label(participant) {
+                let msg = ServerMessage::TrackUnpublished {
+                    participant: label,
+                    track: track.to_string(),
+                };
+                registry.broadcast_from(participant, msg);
+            }
+        }
+        Event::Offer { participant, sdp } => {
+            registry.send(participant, ServerMessage::Offer { sdp })
+        }
+        Event::Message {
+            participant, data, ..
+        } => relay_chat(sfu, registry, participant, &data),
         Event::CodecMismatch {
             subscriber,
             track,
@@ -182,5 +282,46 @@ fn on_event(sessions: &Sessions, e: Event) {
             warn!(%subscriber, %track, ?codecs, "track not forwarded: no common codec");
         }
         other => debug!(event = ?other),
+    }
+}
+
+fn kind_of(kind: MediaKind) -> Kind {
+    match kind {
+        MediaKind::Audio => Kind::Audio,
+        MediaKind::Video => Kind::Video,
+    }
+}
+
+/// A chat message the page sent as `{"text": …}` goes to everyone else in its room as
+/// `{"from", "name", "text", "at"}`; anything else is refused with an error to the sender.
+fn relay_chat(sfu: &mut Sfu, registry: &Registry, from: ParticipantId, data: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Chat {
+        text: String,
+    }
+    let text = match serde_json::from_slice::<Chat>(data) {
+        Ok(c) if !c.text.trim().is_empty() && c.text.chars().count() <= MAX_CHAT_CHARS => c.text,
+        Ok(_) => {
+            let reason = format!("chat messages must have 1-{MAX_CHAT_CHARS} characters");
+            registry.send(from, ServerMessage::Error { reason });
+            return;
+        }
+        Err(e) => {
+            let reason = format!("chat message is not {{\"text\": …}}: {e}");
+            registry.send(from, ServerMessage::Error { reason });
+            return;
+        }
+    };
+    let (Some(label), Some(name)) = (registry.label(from), registry.name(from)) else {
+        return;
+    };
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let out =
+        serde_json::json!({ "from": label, "name": name, "text": text, "at": at }).to_string();
+    let now = Instant::now();
+    for peer in registry.room_peers(from) {
+        sfu.send_message(now, peer, out.as_bytes());
     }
 }
