@@ -537,6 +537,47 @@ impl Net {
         self.drain_sfu();
     }
 
+    /// Makes publisher `i` write `count` video packets and returns the datagrams it sent to the
+    /// SFU instead of delivering them (for benchmarks that replay them).
+    pub fn capture_video(
+        &mut self,
+        i: usize,
+        count: usize,
+    ) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+        let (mid, pt, _) = self.peers[i].video.unwrap();
+        let mut out = Vec::with_capacity(count);
+        for n in 0..count {
+            let peer = &mut self.peers[i];
+            let payload = vp8_payload(peer.frame, n as u64 % PACKETS_PER_FRAME, false);
+            let seq: SeqNo = peer.video_seq.into();
+            peer.video_seq += 1;
+            let ts = (peer.frame * 3000) as u32;
+            if n as u64 % PACKETS_PER_FRAME == PACKETS_PER_FRAME - 1 {
+                peer.frame += 1;
+            }
+            let now = self.now;
+            let mut api = peer.rtc.direct_api();
+            api.stream_tx_by_mid(mid, None)
+                .unwrap()
+                .write_rtp(RtpWrite::new(pt, seq, ts, now, payload).nackable(true));
+            self.pump(i);
+            let sfu = self.sfu_addr;
+            let mut keep = VecDeque::new();
+            while let Some(d) = self.wire.pop_front() {
+                if d.2 == sfu
+                    && d.1 == self.peers[i].addr
+                    && d.3.first().is_some_and(|b| (128..=191).contains(b))
+                {
+                    out.push((d.1, d.2, d.3));
+                } else {
+                    keep.push_back(d);
+                }
+            }
+            self.wire = keep;
+        }
+        out
+    }
+
     /// Sends raw bytes to the SFU from an arbitrary address.
     pub fn inject(&mut self, from: &str, bytes: &[u8]) {
         let d = Datagram {
