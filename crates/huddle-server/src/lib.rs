@@ -13,11 +13,12 @@ pub mod http;
 pub mod media;
 pub mod sessions;
 pub mod signaling;
+pub mod udp;
 
 use std::net::SocketAddr;
 
 use huddle_core::{Sfu, SfuConfig, SfuStats};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -54,9 +55,7 @@ pub struct Server {
 impl Server {
     /// Binds both sockets and starts serving on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Server, StartError> {
-        let udp = UdpSocket::bind(config.udp)
-            .await
-            .map_err(|e| StartError::Udp(config.udp, e))?;
+        let udp = udp::bind(config.udp).map_err(|e| StartError::Udp(config.udp, e))?;
         let udp_addr = udp
             .local_addr()
             .map_err(|e| StartError::Udp(config.udp, e))?;

@@ -15,12 +15,10 @@ use tracing::{debug, info, warn};
 use crate::sessions::Sessions;
 use crate::signaling::Registry;
 use crate::signaling::messages::{Kind, ServerMessage};
+use crate::udp;
 
 /// Longest chat message relayed, in characters.
 const MAX_CHAT_CHARS: usize = 2000;
-
-/// Largest datagram read; anything bigger is not WebRTC.
-const RECV_BUF: usize = 2048;
 
 enum Command {
     Publish(String, String, oneshot::Sender<Result<Answer, CoreError>>),
@@ -148,7 +146,8 @@ async fn run(
     sessions: Sessions,
     registry: Registry,
 ) {
-    let mut buf = vec![0u8; RECV_BUF];
+    let mut batch = udp::RecvBatch::default();
+    let mut outgoing = Vec::new();
     loop {
         let wake = sfu.poll_timeout();
         let sleep = async {
@@ -158,19 +157,11 @@ async fn run(
             }
         };
         tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((n, source)) => {
-                    let contents = buf.get(..n).unwrap_or_default();
-                    sfu.handle_datagram(Instant::now(), Datagram { source, destination: advertised, contents });
-                    // Take whatever else is already queued before sending, without waiting.
-                    for _ in 0..64 {
-                        match socket.try_recv_from(&mut buf) {
-                            Ok((n, source)) => {
-                                let contents = buf.get(..n).unwrap_or_default();
-                                sfu.handle_datagram(Instant::now(), Datagram { source, destination: advertised, contents });
-                            }
-                            Err(_) => break,
-                        }
+            r = udp::recv(&socket, &mut batch) => match r {
+                Ok(_) => {
+                    let now = Instant::now();
+                    for (source, contents) in batch.datagrams() {
+                        sfu.handle_datagram(now, Datagram { source, destination: advertised, contents });
                     }
                 }
                 // ICMP errors surface here on some systems: not fatal.
@@ -182,14 +173,16 @@ async fn run(
             },
             () = sleep => sfu.handle_timeout(Instant::now()),
         }
-        while let Some(t) = sfu.poll_transmit() {
-            if let Err(e) = socket.send_to(&t.contents, t.destination).await {
-                debug!(to = %t.destination, "udp send: {e}");
-            }
+        // Under constant traffic the timer branch may lose every race: run due timers anyway.
+        let now = Instant::now();
+        if sfu.poll_timeout().is_some_and(|t| t <= now) {
+            sfu.handle_timeout(now);
         }
         while let Some(e) = sfu.poll_event() {
             on_event(&mut sfu, &sessions, &registry, e);
         }
+        outgoing.extend(std::iter::from_fn(|| sfu.poll_transmit()));
+        udp::send(&socket, &mut outgoing).await;
     }
     info!("media loop stopped");
 }
