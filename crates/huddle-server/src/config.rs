@@ -28,6 +28,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The bearer token, if one is set (an empty value, as an unset variable in a compose
+    /// file gives, means none).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref().filter(|t| !t.is_empty())
+    }
+
     /// A configuration for tests and embedding: loopback, ephemeral ports, no token.
     pub fn ephemeral() -> Self {
         Config {

@@ -82,7 +82,7 @@ impl Server {
             media: media.clone(),
             sessions: sessions.clone(),
             registry,
-            token: config.token.clone(),
+            token: config.token().map(str::to_owned),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let http_task = tokio::spawn(async move {

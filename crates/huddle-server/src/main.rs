@@ -37,7 +37,7 @@ async fn main() -> std::process::ExitCode {
         "  media:  udp {} (advertised to clients as {})",
         server.udp_addr, server.advertised
     );
-    match &config.token {
+    match config.token() {
         Some(t) => println!("  auth:   Authorization: Bearer {t}"),
         None => println!(
             "  auth:   none (open to anyone who can reach it; pass --token to require a Bearer token)"
