@@ -59,6 +59,7 @@ pub mod keyframe;
 mod negotiation;
 pub mod participant;
 pub mod room;
+mod routing;
 mod sdp;
 mod sfu;
 pub mod subscription;
