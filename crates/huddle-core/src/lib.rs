@@ -16,12 +16,19 @@
 //! ```
 //!
 //! - A [`Room`](room) groups participants; media never crosses rooms.
-//! - A [`Participant`](participant) is one peer connection: one str0m `Rtc` in RTP mode.
+//! - A [`Participant`](participant) is one peer connection: one str0m `Rtc` in RTP mode. Its
+//!   [`Role`] says what it gets: a WHIP `Publisher` sends, a WHEP `Viewer` receives the room's
+//!   longest-present publisher, a `Member` (a browser in a call) sends and receives every
+//!   other track through offers the server makes ([`Event::Offer`], [`Sfu::accept_answer`]).
 //! - A [`Track`](track) is one media stream a participant publishes (a `mid` it sends on).
 //!   It is received once, whatever the number of subscribers.
 //! - A [`Subscription`](subscription) connects a track to one outgoing `mid` of another
 //!   participant, and rewrites SSRC, sequence numbers and timestamps so that each
 //!   subscriber sees one contiguous stream, also when the source behind it changes.
+//!
+//! Modules: [`sfu`](Sfu) is the endpoint (commands, datagrams, timers, lifecycle), `routing`
+//! wires tracks to subscriptions and fans packets out, `negotiation` runs members' server
+//! offers, `demux` finds a datagram's participant, [`keyframe`] reads codec payloads.
 //!
 //! # Driving the core
 //!
