@@ -2,7 +2,7 @@
 //!
 //! This crate has one job: given datagrams, signaling commands and the current time, decide
 //! what to send where. It never touches a socket, a clock or a thread; the caller feeds it
-//! [`Input`]-like calls and drains [`Transmit`]s, [`Event`]s and the next timeout, exactly like
+//! datagrams, commands and instants and drains [`Transmit`]s, [`Event`]s and the next timeout, exactly like
 //! `quinn-proto` or str0m itself. `huddle-server` is the runtime shell around it.
 //!
 //! # The media model
