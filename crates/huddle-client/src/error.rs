@@ -29,6 +29,9 @@ pub enum ClientError {
     /// Waiting for something took too long.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The options contradict each other (e.g. a VP8 clip with H.264 video).
+    #[error("invalid options: {0}")]
+    Options(String),
     /// The peer's drive task has ended.
     #[error("peer closed: {0}")]
     Closed(String),

@@ -5,7 +5,11 @@
 //! ([`media`]); [`Viewer`] POSTs a recvonly offer to a WHEP endpoint and verifies
 //! every packet it receives ([`ViewerStats`]). Both are real WebRTC peers (ICE,
 //! DTLS, SRTP) driven by str0m on a tokio UDP socket.
+//!
+//! With [`VideoSource::Clip`] the publisher instead sends a real, decodable VP8 clip
+//! ([`clip`]) in a loop, with Opus silence, so a browser viewer can decode it.
 
+pub mod clip;
 mod error;
 pub mod http;
 pub mod media;
@@ -18,7 +22,7 @@ mod viewer;
 
 pub use error::ClientError;
 pub use media::is_keyframe_start;
-pub use options::{ClientOptions, VideoCodec};
+pub use options::{ClientOptions, VideoCodec, VideoSource};
 pub use publisher::Publisher;
 pub use stats::{PublisherStats, StreamStats, ViewerStats};
 pub use viewer::Viewer;

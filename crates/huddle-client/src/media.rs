@@ -190,7 +190,7 @@ fn codec_prefix(slot: Slot, total_len: usize) -> Vec<u8> {
 }
 
 /// Splits `total` bytes into `n` near-equal sizes.
-fn split_sizes(total: usize, n: usize) -> Vec<usize> {
+pub(crate) fn split_sizes(total: usize, n: usize) -> Vec<usize> {
     let n = n.max(1);
     let base = total / n;
     let rem = total % n;

@@ -12,6 +12,22 @@ pub enum VideoCodec {
     H264,
 }
 
+/// What a publisher sends as video.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum VideoSource {
+    /// Synthetic payloads carrying a huddle header ([`crate::media`]): checkable byte
+    /// for byte by a [`crate::Viewer`], but not decodable.
+    #[default]
+    Synthetic,
+    /// The embedded real VP8 clip ([`crate::clip`], 320x240), looped at 30 fps with RTP
+    /// timestamps advancing 3000 per frame; audio becomes valid Opus silence. VP8
+    /// only. `fps`, `video_bitrate_bps` and `keyframe_interval` are ignored (the clip
+    /// has a keyframe every 30 frames); a PLI/FIR makes the next frame sent the
+    /// clip's next keyframe (unless `ignore_keyframe_requests`). A [`crate::Viewer`]
+    /// counts such payloads as mismatches: this is for browsers and other decoders.
+    Clip,
+}
+
 /// Options for [`crate::Publisher`] and [`crate::Viewer`].
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -21,6 +37,8 @@ pub struct ClientOptions {
     pub video: Option<VideoCodec>,
     /// Opus m-line.
     pub audio: bool,
+    /// Publisher: synthetic payloads or the real VP8 clip.
+    pub video_source: VideoSource,
     /// Publisher: target video bitrate (bits per second).
     pub video_bitrate_bps: u64,
     /// Publisher: video frames per second.
@@ -48,6 +66,7 @@ impl Default for ClientOptions {
             token: None,
             video: Some(VideoCodec::Vp8),
             audio: true,
+            video_source: VideoSource::Synthetic,
             video_bitrate_bps: 1_500_000,
             fps: 30,
             keyframe_interval: Duration::from_secs(2),

@@ -18,10 +18,13 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval, sleep_until};
 
+use crate::clip::{CLIP_FPS, ClipPlayer, OPUS_SILENCE};
 use crate::error::ClientError;
-use crate::media::{AudioGenerator, VideoGenerator, is_keyframe_start, now_us, verify_payload};
+use crate::media::{
+    AudioGenerator, VideoFrame, VideoGenerator, is_keyframe_start, now_us, verify_payload,
+};
 use crate::offer::{Negotiated, negotiated_pt};
-use crate::options::{ClientOptions, VideoCodec};
+use crate::options::{ClientOptions, VideoCodec, VideoSource};
 use crate::stats::{PublisherStats, Received, StreamTracker, ViewerStats};
 
 /// How long `close` waits for the drive task to send its goodbyes.
@@ -63,11 +66,20 @@ impl TxStream {
     }
 }
 
+/// Where a publisher's video frames come from.
+#[derive(Debug)]
+enum VideoFrames {
+    Synthetic(VideoGenerator),
+    Clip(ClipPlayer),
+}
+
 /// Publisher-side state of the drive loop.
 #[derive(Debug)]
 pub(crate) struct PublishState {
-    video: Option<(TxStream, VideoGenerator)>,
+    video: Option<(TxStream, VideoFrames)>,
     audio: Option<(TxStream, AudioGenerator)>,
+    /// Send [`OPUS_SILENCE`] instead of synthetic audio (with the clip).
+    opus_silence: bool,
     fps: u32,
     keyframe_interval: Duration,
     ignore_keyframe_requests: bool,
@@ -94,8 +106,23 @@ impl PublishState {
                 .ok_or_else(|| {
                     ClientError::Protocol(format!("answer accepted no {codec:?} payload type"))
                 })?;
-                let generator = VideoGenerator::new(codec, opts.video_bitrate_bps, opts.fps);
-                Some((TxStream::new(mid, pt), generator))
+                let frames = match opts.video_source {
+                    VideoSource::Synthetic => VideoFrames::Synthetic(VideoGenerator::new(
+                        codec,
+                        opts.video_bitrate_bps,
+                        opts.fps,
+                    )),
+                    VideoSource::Clip if codec == VideoCodec::Vp8 => VideoFrames::Clip(
+                        ClipPlayer::embedded()
+                            .map_err(|e| ClientError::Options(format!("VP8 clip: {e}")))?,
+                    ),
+                    VideoSource::Clip => {
+                        return Err(ClientError::Options(format!(
+                            "VideoSource::Clip is VP8 only, not {codec:?}"
+                        )));
+                    }
+                };
+                Some((TxStream::new(mid, pt), frames))
             }
             _ => None,
         };
@@ -107,10 +134,12 @@ impl PublishState {
             }
             None => None,
         };
+        let clip = opts.video_source == VideoSource::Clip;
         Ok(PublishState {
             video,
             audio,
-            fps: opts.fps.max(1),
+            opus_silence: clip,
+            fps: if clip { CLIP_FPS } else { opts.fps.max(1) },
             keyframe_interval: opts.keyframe_interval,
             ignore_keyframe_requests: opts.ignore_keyframe_requests,
             last_keyframe: None,
@@ -434,15 +463,30 @@ impl Driver {
         let periodic = p
             .last_keyframe
             .is_none_or(|t| now.duration_since(t) >= p.keyframe_interval);
-        let keyframe = p.keyframe_wanted || periodic;
         let fps = p.fps;
-        let Some((tx, generator)) = &mut p.video else {
+        let Some((tx, frames)) = &mut p.video else {
             return;
         };
-        let frame = generator.next_frame(keyframe, now_us());
+        let frame: VideoFrame = match frames {
+            VideoFrames::Synthetic(generator) => {
+                generator.next_frame(p.keyframe_wanted || periodic, now_us())
+            }
+            // The clip has its own GOP; a request jumps ahead to its next keyframe.
+            VideoFrames::Clip(player) => {
+                if p.keyframe_wanted {
+                    let skipped = player.skip_to_keyframe();
+                    if skipped > 0 {
+                        tracing::debug!("keyframe wanted: skipped {skipped} clip frames");
+                    }
+                }
+                player.next_frame()
+            }
+        };
+        let keyframe = frame.keyframe;
         let (mid, pt, rtp_time) = (tx.mid, tx.pt, tx.rtp_time);
         let first_seq = tx.seq;
         tx.seq += frame.packets.len() as u64;
+        // 3000 per frame for the clip (30 fps); continues across clip loops.
         tx.rtp_time = tx.rtp_time.wrapping_add(90_000 / fps);
         if keyframe {
             p.keyframe_wanted = false;
@@ -486,7 +530,10 @@ impl Driver {
         let Some((tx, generator)) = &mut p.audio else {
             return;
         };
-        let packet = generator.next_packet(now_us());
+        let mut packet = generator.next_packet(now_us());
+        if p.opus_silence {
+            packet.payload = OPUS_SILENCE.to_vec();
+        }
         let (mid, pt, rtp_time, seq) = (tx.mid, tx.pt, tx.rtp_time, tx.seq);
         tx.seq += 1;
         tx.rtp_time = tx.rtp_time.wrapping_add(960);

@@ -1,4 +1,4 @@
-//! WHIP publisher: sends synthetic audio/video to an ingest endpoint.
+//! WHIP publisher: sends synthetic audio/video, or a real VP8 clip, to an ingest endpoint.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -6,11 +6,12 @@ use std::time::Duration;
 use crate::error::ClientError;
 use crate::http::delete_session;
 use crate::offer::negotiate;
-use crate::options::ClientOptions;
+use crate::options::{ClientOptions, VideoCodec, VideoSource};
 use crate::peer::{PeerHandle, PublishState, Role, lock};
 use crate::stats::PublisherStats;
 
-/// A WHIP publisher: one WebRTC peer sending synthetic media.
+/// A WHIP publisher: one WebRTC peer sending synthetic media (or the VP8 clip, see
+/// [`VideoSource`]).
 #[derive(Debug)]
 pub struct Publisher {
     opts: ClientOptions,
@@ -23,7 +24,15 @@ pub struct Publisher {
 impl Publisher {
     /// POSTs an offer (sendonly audio and/or video) to `whip_url`, applies the answer and
     /// starts the peer. Media flows once ICE and DTLS are up.
+    ///
+    /// [`VideoSource::Clip`] with H.264 video is refused with [`ClientError::Options`]
+    /// before anything is sent.
     pub async fn connect(whip_url: &str, opts: ClientOptions) -> Result<Publisher, ClientError> {
+        if opts.video_source == VideoSource::Clip && opts.video == Some(VideoCodec::H264) {
+            return Err(ClientError::Options(
+                "VideoSource::Clip is VP8 only, but video is H264".into(),
+            ));
+        }
         let n = negotiate(whip_url, &opts, true).await?;
         let stats = Arc::new(Mutex::new(PublisherStats::default()));
         let state = match PublishState::new(&n, &opts, stats.clone()) {

@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use huddle_client::clip::{CLIP_IVF, Ivf, OPUS_SILENCE};
 use huddle_client::media::verify_payload;
-use huddle_client::{ClientError, ClientOptions, Publisher, VideoCodec, Viewer};
+use huddle_client::{ClientError, ClientOptions, Publisher, VideoCodec, VideoSource, Viewer};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt};
@@ -43,6 +44,10 @@ struct Received {
     mismatches: u64,
     /// Whether the WHIP offer carried `a=candidate` lines.
     publish_offer_had_candidates: Option<bool>,
+    /// Publisher video as received: (seq, RTP time, marker, payload), first 2,000.
+    video_rtp: Vec<(u64, u32, bool, Vec<u8>)>,
+    /// Publisher audio payloads, first 200.
+    audio_payloads: Vec<Vec<u8>>,
 }
 
 struct Server {
@@ -238,6 +243,17 @@ async fn serve(
                                 MediaKind::Audio => r.audio += 1,
                                 MediaKind::Video => r.video += 1,
                             }
+                            if kind == MediaKind::Video && r.video_rtp.len() < 2000 {
+                                r.video_rtp.push((
+                                    *pkt.seq_no,
+                                    pkt.header.timestamp,
+                                    pkt.header.marker,
+                                    pkt.payload.to_vec(),
+                                ));
+                            }
+                            if kind == MediaKind::Audio && r.audio_payloads.len() < 200 {
+                                r.audio_payloads.push(pkt.payload.to_vec());
+                            }
                             if !ok {
                                 r.mismatches += 1;
                             }
@@ -406,6 +422,125 @@ async fn vp8_publisher_to_viewer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h264_obs_like_publisher_to_viewer() {
     publish_and_view(VideoCodec::H264, true).await;
+}
+
+/// The real VP8 clip: what reaches the server reassembles into the clip's frames, in
+/// clip order (looping; jumping only forward to a keyframe on a keyframe request), with
+/// RTP timestamps 3000 apart, and the audio is Opus silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_clip_publisher_to_viewer() {
+    let server = start_server().await;
+    let base = format!("http://{}", server.addr);
+    let clip_opts = ClientOptions {
+        video_source: VideoSource::Clip,
+        ..opts(VideoCodec::Vp8, false)
+    };
+    let publisher = Publisher::connect(&format!("{base}/whip"), clip_opts)
+        .await
+        .unwrap();
+    publisher
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let viewer = Viewer::connect(&format!("{base}/whep"), opts(VideoCodec::Vp8, false))
+        .await
+        .unwrap();
+    viewer
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    // Run for more than one loop of the 4 s clip.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = viewer.stats();
+        let frames = server
+            .received
+            .lock()
+            .unwrap()
+            .video_rtp
+            .iter()
+            .filter(|x| x.2)
+            .count();
+        if v.video.first_keyframe_at.is_some() && frames > 140 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "starved: {frames} frames, {v:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let p = publisher.stats();
+    let v = viewer.stats();
+    let r = std::mem::take(&mut *server.received.lock().unwrap());
+    println!("publisher {p:?}");
+    assert!(p.keyframes_sent >= 2, "{p:?}");
+    // The viewer saw a keyframe start through the relay (its check treats the real
+    // payloads as mismatches, which is expected).
+    assert!(v.video.first_keyframe_at.is_some());
+    assert!(v.video.payload_mismatches > 0);
+
+    // Reassemble frames from contiguous packets.
+    let clip = Ivf::parse(CLIP_IVF).unwrap();
+    let mut frames: Vec<(u32, Vec<u8>)> = Vec::new();
+    let mut cur: Option<(u64, u32, Vec<u8>)> = None;
+    for (seq, time, marker, payload) in &r.video_rtp {
+        let start = payload[0] & 0x10 != 0;
+        assert_eq!(payload[0] & !0x10, 0, "descriptor {:#x}", payload[0]);
+        assert!(payload.len() <= 1200);
+        if start {
+            cur = Some((*seq, *time, payload[1..].to_vec()));
+        } else if let Some((last, t, data)) = &mut cur {
+            assert_eq!(*seq, *last + 1, "loopback lost or reordered a packet");
+            assert_eq!(*time, *t);
+            *last = *seq;
+            data.extend_from_slice(&payload[1..]);
+        }
+        if *marker && let Some((_, t, data)) = cur.take() {
+            frames.push((t, data));
+        }
+    }
+    assert!(frames.len() > 140, "{}", frames.len());
+    let index_of = |data: &[u8]| {
+        clip.frames
+            .iter()
+            .position(|f| f.data == data)
+            .expect("a received frame is a clip frame")
+    };
+    let mut prev: Option<(u32, usize)> = None;
+    let mut wrapped = false;
+    for (t, data) in &frames {
+        let i = index_of(data);
+        match prev {
+            None => assert_eq!(i, 0, "first frame is the clip's first keyframe"),
+            Some((pt, pi)) => {
+                assert_eq!(t.wrapping_sub(pt), 3000, "RTP time step");
+                let next = (pi + 1) % clip.frames.len();
+                if i != next {
+                    // Only a jump forward to a keyframe (a served keyframe request).
+                    assert!(clip.frames[i].is_vp8_keyframe(), "{pi} -> {i}");
+                }
+                wrapped |= i < pi;
+            }
+        }
+        prev = Some((*t, i));
+    }
+    assert!(wrapped, "the clip looped");
+    assert!(!r.audio_payloads.is_empty());
+    for a in &r.audio_payloads {
+        assert_eq!(a[..], OPUS_SILENCE[..]);
+    }
+
+    assert_eq!(viewer.close().await.unwrap(), 200);
+    assert_eq!(publisher.close().await.unwrap(), 200);
+
+    // H.264 cannot carry the VP8 clip: refused before any request is made.
+    let bad = ClientOptions {
+        video_source: VideoSource::Clip,
+        ..opts(VideoCodec::H264, false)
+    };
+    match Publisher::connect(&format!("{base}/whip"), bad).await {
+        Err(ClientError::Options(_)) => {}
+        other => panic!("expected an options error, got {other:?}"),
+    }
 }
 
 #[tokio::test]
