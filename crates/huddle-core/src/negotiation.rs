@@ -4,14 +4,13 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use str0m::Candidate;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid};
 use tracing::debug;
 
 use crate::participant::Role;
 use crate::subscription::Subscription;
-use crate::{CoreError, Event, ParticipantId, Sfu, TrackId};
+use crate::{CoreError, Event, ParticipantId, Sfu, TrackId, sdp};
 
 /// A server offer waiting for the member's answer.
 #[derive(Debug)]
@@ -144,9 +143,9 @@ impl Sfu {
             .participants
             .get_mut(&id)
             .ok_or(CoreError::UnknownParticipant(id))?;
-        let line = candidate.trim().trim_start_matches("a=");
-        let c = Candidate::from_sdp_string(line)
-            .map_err(|e| CoreError::MalformedCandidate(format!("{line}: {e}")))?;
+        let Some(c) = sdp::parse_candidate(candidate)? else {
+            return Ok(());
+        };
         p.rtc.add_remote_candidate(c);
         p.drive(now, &mut self.transmits, &mut self.internal);
         self.after_drive(id);

@@ -78,13 +78,31 @@ pub(crate) fn parse_fragment(body: &str) -> Result<Fragment, CoreError> {
         candidates: Vec::new(),
     };
     for line in body.lines().filter_map(|l| l.trim().strip_prefix("a=")) {
-        if line.starts_with("candidate:") {
-            let c = Candidate::from_sdp_string(line)
-                .map_err(|e| CoreError::MalformedCandidate(format!("{line}: {e}")))?;
+        if line.starts_with("candidate:")
+            && let Some(c) = parse_candidate(line)?
+        {
             frag.candidates.push(c);
         }
     }
     Ok(frag)
+}
+
+/// Parses one `candidate:…` attribute (with or without `a=`). Browsers hide host addresses
+/// behind mDNS names (`….local`) that a server cannot resolve: those are skipped (`None`);
+/// the peer-reflexive address from its STUN requests takes their place.
+pub(crate) fn parse_candidate(line: &str) -> Result<Option<Candidate>, CoreError> {
+    let line = line.trim().trim_start_matches("a=");
+    // candidate:<foundation> <component> <transport> <priority> <address> <port> typ …
+    if line
+        .split_whitespace()
+        .nth(4)
+        .is_some_and(|addr| addr.ends_with(".local"))
+    {
+        return Ok(None);
+    }
+    Candidate::from_sdp_string(line)
+        .map(Some)
+        .map_err(|e| CoreError::MalformedCandidate(format!("{line}: {e}")))
 }
 
 #[cfg(test)]
@@ -111,6 +129,8 @@ mod tests {
         assert_eq!(f.mid.as_deref(), Some("0"));
         assert_eq!(f.candidates.len(), 1);
         assert!(parse_fragment("a=candidate:garbage\r\n").is_err());
+        let mdns = "a=candidate:1 1 udp 2113929471 9b36eaac-bb2e-4a43-8a1e-a3b3c0b1d0e3.local 50000 typ host\r\n";
+        assert_eq!(parse_fragment(mdns).unwrap().candidates.len(), 0);
     }
 
     #[test]
