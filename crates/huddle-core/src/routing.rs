@@ -203,6 +203,9 @@ impl Sfu {
         let Some(t) = self.tracks.get_mut(&track) else {
             return;
         };
+        if !t.source.admit(rtp.header.ssrc, now) {
+            return; // another encoding of the same track (a simulcast layer)
+        }
         let Some((codec, clock_rate)) = t.codec_of(rtp.header.payload_type) else {
             debug!(%track, pt = %rtp.header.payload_type, "RTP with a payload type not negotiated");
             return;

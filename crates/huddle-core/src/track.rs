@@ -23,6 +23,7 @@ pub struct Track {
     pub(crate) subscribers: Vec<(ParticipantId, Mid)>,
     pub(crate) gop: GopCache,
     pub(crate) keyframe_requests: KeyframeThrottle,
+    pub(crate) source: SourceSsrc,
 }
 
 impl Track {
@@ -47,6 +48,7 @@ impl Track {
                 0
             }),
             keyframe_requests: KeyframeThrottle::default(),
+            source: SourceSsrc::default(),
         }
     }
 
@@ -179,6 +181,28 @@ fn frame_count(packets: &[Packet]) -> u32 {
     count
 }
 
+/// The one SSRC a track forwards. A publisher that sends several encodings of one track
+/// (simulcast layers) has only the first one forwarded; another SSRC takes over when the
+/// current one has been silent for [`SourceSsrc::STALE`] (an encoder restart).
+#[derive(Debug, Default)]
+pub(crate) struct SourceSsrc {
+    current: Option<(Ssrc, Instant)>,
+}
+
+impl SourceSsrc {
+    const STALE: Duration = Duration::from_secs(1);
+
+    pub(crate) fn admit(&mut self, ssrc: Ssrc, now: Instant) -> bool {
+        match self.current {
+            Some((s, last)) if s != ssrc && now < last + Self::STALE => false,
+            _ => {
+                self.current = Some((ssrc, now));
+                true
+            }
+        }
+    }
+}
+
 /// Merges keyframe requests for one track: at most one is sent per interval; requests in
 /// between are remembered and sent when the interval ends.
 #[derive(Debug, Default)]
@@ -256,6 +280,17 @@ mod tests {
         gop.push(&packet(4, 3, false));
         assert_eq!(gop.len(), 0);
         assert!(gop.replay().is_empty());
+    }
+
+    #[test]
+    fn one_ssrc_per_track_until_it_goes_silent() {
+        let t0 = Instant::now();
+        let mut s = SourceSsrc::default();
+        assert!(s.admit(1.into(), t0));
+        assert!(!s.admit(2.into(), t0 + Duration::from_millis(10)));
+        assert!(s.admit(1.into(), t0 + Duration::from_millis(20)));
+        assert!(s.admit(2.into(), t0 + Duration::from_millis(1100)));
+        assert!(!s.admit(1.into(), t0 + Duration::from_millis(1110)));
     }
 
     #[test]
