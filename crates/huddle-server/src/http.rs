@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         // Authorized in the handler: browsers cannot send headers on a WebSocket.
         .route("/rooms/{room}/ws", get(crate::signaling::ws::upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(crate::page::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
         .layer(middleware::from_fn(advertise_accepted_types))

@@ -4,6 +4,8 @@
 //!   error-to-status mapping ([`error`]).
 //! - [`media`]: the task that owns the UDP socket and the [`huddle_core::Sfu`]; HTTP handlers
 //!   send it commands and await replies.
+//! - [`signaling`]: browser rooms over a WebSocket; [`page`]: the call page, embedded.
+//! - [`udp`]: the media socket, read and written in batches.
 //! - [`Server`]: starts both on the configured addresses and stops them.
 
 pub mod auth;
@@ -11,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod media;
+pub mod page;
 pub mod sessions;
 pub mod signaling;
 pub mod udp;

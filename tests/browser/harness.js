@@ -1,0 +1,255 @@
+// Shared plumbing for the browser tests: the huddle server process, browsers, polling.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
+
+export const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '../..');
+export const HUDDLE_BIN = process.env.HUDDLE_BIN
+  ? path.resolve(process.env.HUDDLE_BIN)
+  : path.resolve(here, '../../target/debug/huddle');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const FIREFOX = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+export const FIREFOX_PREFS = {
+  'media.navigator.streams.fake': true,
+  'media.navigator.permission.disabled': true,
+  'permissions.default.camera': 1,
+  'permissions.default.microphone': 1,
+  'media.autoplay.default': 0,
+  'media.autoplay.blocking_policy': 0,
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  // huddle listens on 127.0.0.1 in these tests: Firefox gathers no loopback candidates without this.
+  'media.peerconnection.ice.loopback': true,
+};
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Everything started, so a watchdog or `after` can stop it all. */
+const running = new Set();
+export function track(thing) {
+  running.add(thing);
+  return thing;
+}
+export async function stopAll() {
+  const all = [...running].reverse();
+  running.clear();
+  await Promise.all(
+    all.map(async (t) => {
+      try {
+        await Promise.race([t.stop(), sleep(5000)]);
+      } catch {
+        // best effort
+      }
+    }),
+  );
+}
+
+/** Starts the huddle binary on ephemeral ports; resolves once it printed its URLs. */
+export async function startServer() {
+  const proc = spawn(HUDDLE_BIN, ['--http', '127.0.0.1:0', '--udp', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, HUDDLE_TOKEN: '', RUST_LOG: process.env.RUST_LOG || 'huddle=info,huddle_server=info,huddle_core=info' },
+  });
+  const out = [];
+  const remember = (chunk) => {
+    for (const line of chunk.toString().split('\n')) if (line) out.push(line);
+    if (out.length > 2000) out.splice(0, out.length - 2000);
+  };
+  proc.stderr.on('data', remember);
+  const base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`huddle did not print its health URL in 15 s:\n${out.join('\n')}`)), 15000);
+    proc.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${HUDDLE_BIN}: ${e.message} (build it with: cargo build --bin huddle, or set HUDDLE_BIN)`));
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`huddle exited with ${code} before it was ready:\n${out.join('\n')}`));
+    });
+    let buffered = '';
+    proc.stdout.on('data', (chunk) => {
+      remember(chunk);
+      buffered += chunk.toString();
+      const m = buffered.match(/health:\s+(https?:\/\/\S+?)\/healthz/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+  const server = {
+    base,
+    proc,
+    logs: out,
+    async stats() {
+      const res = await fetch(`${base}/debug/stats`);
+      if (!res.ok) throw new Error(`GET /debug/stats: ${res.status}`);
+      return res.json();
+    },
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGINT');
+      if ((await Promise.race([exited.then(() => true), sleep(3000)])) !== true) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+  proc.removeAllListeners('exit');
+  return track(server);
+}
+
+/** A participant: one browser, one page in a call. Same interface for both engines. */
+class Participant {
+  constructor(kind, name, browser, page) {
+    this.kind = kind;
+    this.name = name;
+    this.browser = browser;
+    this.page = page;
+    this.console = [];
+    const keep = (line) => {
+      this.console.push(line);
+      if (this.console.length > 300) this.console.shift();
+    };
+    page.on('console', (m) => keep(`[${m.type()}] ${m.text()}`));
+    page.on('pageerror', (e) => keep(`[pageerror] ${e && e.message ? e.message : e}`));
+  }
+
+  async goto(url) {
+    await this.page.goto(url, { waitUntil: 'load', timeout: 20000 });
+  }
+
+  evaluate(fn, arg) {
+    return this.page.evaluate(fn, arg);
+  }
+
+  /** Polls `fn(arg)` in the page until it returns something truthy. */
+  async waitFor(fn, arg, { timeout = 20000, interval = 200, what = 'condition' } = {}) {
+    const deadline = Date.now() + timeout;
+    let last;
+    for (;;) {
+      try {
+        last = await this.page.evaluate(fn, arg);
+      } catch (e) {
+        last = `evaluate failed: ${e.message}`;
+      }
+      if (last && !(typeof last === 'string' && last.startsWith('evaluate failed'))) return last;
+      if (Date.now() > deadline) {
+        throw new Error(`${this.name} (${this.kind}): timed out after ${timeout} ms waiting for ${what}; last value ${JSON.stringify(last)}\n${await this.diagnostics()}`);
+      }
+      await sleep(interval);
+    }
+  }
+
+  tiles() {
+    return this.page.evaluate(() => (window.huddle ? window.huddle.refresh() : []));
+  }
+
+  async diagnostics() {
+    let state = null;
+    try {
+      state = await this.page.evaluate(() => window.huddle && {
+        id: window.huddle.id,
+        state: window.huddle.state,
+        pc: window.huddle.peerConnection && {
+          connection: window.huddle.peerConnection.connectionState,
+          ice: window.huddle.peerConnection.iceConnectionState,
+          signaling: window.huddle.peerConnection.signalingState,
+          transceivers: window.huddle.peerConnection.getTransceivers().map((t) => `${t.mid}:${t.currentDirection}`),
+        },
+        errors: window.huddle.errors,
+        tiles: window.huddle.tiles(),
+        log: window.huddle.log.slice(-40),
+      });
+    } catch (e) {
+      state = `unavailable: ${e.message}`;
+    }
+    return `--- ${this.name} page state: ${JSON.stringify(state, null, 1)}\n--- ${this.name} console:\n${this.console.slice(-30).join('\n')}`;
+  }
+
+  async stop() {
+    await this.browser.close();
+    if (this.cleanup) this.cleanup();
+  }
+}
+
+export async function launchChromium(name) {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30000,
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  return track(new Participant('chromium', name, browser, page));
+}
+
+export async function launchFirefox(name) {
+  const profile = mkdtempSync(path.join(tmpdir(), 'huddle-ff-'));
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX,
+    headless: true,
+    userDataDir: profile,
+    extraPrefsFirefox: FIREFOX_PREFS,
+    timeout: 40000,
+    protocolTimeout: 60000,
+  });
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 800 });
+  const p = new Participant('firefox', name, browser, page);
+  p.cleanup = () => rmSync(profile, { recursive: true, force: true });
+  return track(p);
+}
+
+/** Opens the call page and waits until the page has its id and a connected peer connection. */
+export async function join(participant, base, room) {
+  const url = `${base}/room/${encodeURIComponent(room)}?name=${encodeURIComponent(participant.name)}`;
+  participant.joinedAt = Date.now();
+  await participant.goto(url);
+  participant.id = await participant.waitFor(
+    () => window.huddle && window.huddle.id && window.huddle.state === 'connected' && window.huddle.id,
+    undefined,
+    { timeout: 20000, what: 'welcome and a connected peer connection' },
+  );
+  return participant.id;
+}
+
+/** Waits until `participant` decodes video and receives audio from every id in `others`. */
+export function waitDecoding(participant, others, { timeout = 30000, audio = true } = {}) {
+  return participant.waitFor(
+    async ({ others, audio }) => {
+      const tiles = await window.huddle.refresh();
+      const ok = others.every((id) => {
+        const t = tiles.find((x) => x.participant === id);
+        return t && t.framesDecoded > 0 && t.frameWidth > 0 && (!audio || t.audioPackets > 0);
+      });
+      return ok ? tiles : null;
+    },
+    { others, audio },
+    { timeout, interval: 300, what: `video${audio ? ' and audio' : ''} from ${others.join(', ')}` },
+  );
+}
