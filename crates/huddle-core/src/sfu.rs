@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive};
@@ -152,7 +152,12 @@ impl Sfu {
             return Err(CoreError::Full(self.participants.len()));
         }
         let parsed = sdp::parse_offer(offer)?;
-        let mut rtc = codec::configure(Rtc::builder().set_rtp_mode(true)).build(now);
+        let mut builder = codec::configure(Rtc::builder().set_rtp_mode(true));
+        // Consent checks back off 250 ms, 500 ms, then every second: a peer that stops
+        // answering is dropped after about 6 s instead of str0m's default ~19 s.
+        builder.set_max_stun_rto(Duration::from_secs(1));
+        builder.set_max_stun_retransmits(7);
+        let mut rtc = builder.build(now);
         for addr in &self.config.candidates {
             let candidate = Candidate::host(*addr, "udp")
                 .map_err(|e| CoreError::OfferRejected(format!("local candidate {addr}: {e}")))?;
