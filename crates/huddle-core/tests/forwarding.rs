@@ -206,12 +206,13 @@ fn a_peer_that_goes_silent_is_removed() {
     let v = net.viewer("v", "room");
     net.run(Duration::from_secs(1));
     net.peers[v].unplugged = true;
-    net.run(Duration::from_secs(40));
     let id = net.peers[v].id.unwrap();
-    assert!(
-        net.sfu.participant(id).is_none(),
-        "silent viewer still held"
-    );
+    let mut waited = 0;
+    while net.sfu.participant(id).is_some() && waited < 30 {
+        net.run(Duration::from_secs(1));
+        waited += 1;
+    }
+    assert!(waited <= 8, "a silent peer was held for {waited} s");
     assert!(net.events.iter().any(|e| matches!(e, Event::Left { participant, reason: LeaveReason::Timeout, .. } if *participant == id)));
     assert!(net.sfu.participant(net.peers[p].id.unwrap()).is_some());
     assert_eq!(net.sfu.stats().subscriptions, 0);
