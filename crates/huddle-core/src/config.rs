@@ -10,6 +10,9 @@ pub struct SfuConfig {
     pub candidates: Vec<SocketAddr>,
     /// A participant that has not connected ICE and DTLS by then is removed.
     pub connect_timeout: Duration,
+    /// A connected participant from which nothing (media, RTCP, ICE consent) arrives for this
+    /// long is gone: removed, and the room told. Browsers send RTCP every second or so.
+    pub silence_timeout: Duration,
     /// At most one keyframe request per published track in this interval; requests that
     /// arrive in between are merged into one sent when it ends.
     pub keyframe_request_interval: Duration,
@@ -27,6 +30,7 @@ impl SfuConfig {
         SfuConfig {
             candidates,
             connect_timeout: Duration::from_secs(20),
+            silence_timeout: Duration::from_secs(8),
             keyframe_request_interval: Duration::from_millis(500),
             gop_cache_packets: 1500,
             max_participants: 10_000,

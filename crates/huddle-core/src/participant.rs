@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use crate::negotiation::PendingOffer;
 use crate::subscription::Subscription;
 use crate::track::Packet;
-use crate::{LeaveReason, ParticipantId, TrackId, Transmit};
+use crate::{LeaveReason, ParticipantId, SfuConfig, TrackId, Transmit};
 
 /// A catch-up backlog (replayed GOP, then the live packets that arrived meanwhile) leaves at
 /// `BACKLOG_BURST` packets per subscription every `BACKLOG_PACE` (≈ 35 Mbit/s of 1,200-byte
@@ -52,6 +52,8 @@ pub struct Participant {
     pub(crate) rtc: Rtc,
     pub(crate) created_at: Instant,
     pub(crate) connected: bool,
+    /// When the last datagram from this peer arrived.
+    pub(crate) last_heard: Instant,
     /// Published tracks by publisher `mid`, and the SSRCs seen on them.
     pub(crate) tracks: Vec<(Mid, TrackId)>,
     pub(crate) ssrc_tracks: Vec<(Ssrc, TrackId)>,
@@ -124,6 +126,7 @@ impl Participant {
             rtc,
             created_at: now,
             connected: false,
+            last_heard: now,
             tracks: Vec::new(),
             ssrc_tracks: Vec::new(),
             subscriptions: Vec::new(),
@@ -160,10 +163,12 @@ impl Participant {
     }
 
     /// When this participant next needs [`Sfu::handle_timeout`](crate::Sfu::handle_timeout).
-    pub(crate) fn next_deadline(&self, connect_timeout: Duration) -> Instant {
+    pub(crate) fn next_deadline(&self, config: &SfuConfig) -> Instant {
         let mut at = self.rtc_deadline;
-        if !self.connected {
-            at = at.min(self.created_at + connect_timeout);
+        if self.connected {
+            at = at.min(self.last_heard + config.silence_timeout);
+        } else {
+            at = at.min(self.created_at + config.connect_timeout);
         }
         for due in [self.keyframe_due, self.backlog_due].into_iter().flatten() {
             at = at.min(due);

@@ -224,7 +224,7 @@ impl Sfu {
                     if let Some(reason) = s.dead {
                         self.doomed.push((sid, reason));
                     } else {
-                        let at = s.next_deadline(self.config.connect_timeout);
+                        let at = s.next_deadline(&self.config);
                         self.timers.schedule(sid, at, &mut s.scheduled);
                     }
                 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive};
@@ -152,12 +152,7 @@ impl Sfu {
             return Err(CoreError::Full(self.participants.len()));
         }
         let parsed = sdp::parse_offer(offer)?;
-        let mut builder = codec::configure(Rtc::builder().set_rtp_mode(true));
-        // Consent checks back off 250 ms, 500 ms, then every second: a peer that stops
-        // answering is dropped after about 6 s instead of str0m's default ~19 s.
-        builder.set_max_stun_rto(Duration::from_secs(1));
-        builder.set_max_stun_retransmits(7);
-        let mut rtc = builder.build(now);
+        let mut rtc = codec::configure(Rtc::builder().set_rtp_mode(true)).build(now);
         for addr in &self.config.candidates {
             let candidate = Candidate::host(*addr, "udp")
                 .map_err(|e| CoreError::OfferRejected(format!("local candidate {addr}: {e}")))?;
@@ -291,6 +286,7 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
+        p.last_heard = now;
         let input = Input::Receive(
             now,
             Receive {
@@ -322,6 +318,10 @@ impl Sfu {
             p.scheduled = None;
             if !p.connected && now >= p.created_at + self.config.connect_timeout {
                 info!(participant = %id, "did not connect in time");
+                p.dead = Some(LeaveReason::Timeout);
+            }
+            if p.connected && now >= p.last_heard + self.config.silence_timeout {
+                info!(participant = %id, "nothing heard for {:?}", self.config.silence_timeout);
                 p.dead = Some(LeaveReason::Timeout);
             }
             if p.rtc_deadline <= now {
@@ -413,7 +413,7 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
-        let at = p.next_deadline(self.config.connect_timeout);
+        let at = p.next_deadline(&self.config);
         self.timers.schedule(id, at, &mut p.scheduled);
     }
 
