@@ -1,0 +1,15 @@
+//! huddle-loadtest: drives huddle (or another SFU, through [`sut::Sut`]) with real WebRTC
+//! peers from huddle-client and measures what it costs.
+//!
+//! - [`scenario`]: `broadcast` (1 → N), `ramp` (N grows until a limit), `meeting` (pending).
+//! - [`procstat`]: server and harness CPU time and RSS from `/proc`.
+//! - [`floor`]: the per-packet hardware floor (AES-128-GCM seal + batched UDP send).
+//! - [`report`], [`plot`]: tables, JSON and the ramp SVG.
+
+pub mod cli;
+pub mod floor;
+pub mod plot;
+pub mod procstat;
+pub mod report;
+pub mod scenario;
+pub mod sut;

@@ -1,0 +1,446 @@
+//! What the scenarios share: a fleet of real peers, snapshots of their counters, and the
+//! measurement window that turns two snapshots into figures.
+
+pub mod broadcast;
+pub mod meeting;
+pub mod ramp;
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use huddle_client::{ClientOptions, Publisher, PublisherStats, VideoCodec, Viewer, ViewerStats};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::procstat::{CpuSample, rss_bytes, rss_of};
+use crate::report::{Percentiles, percentiles};
+use crate::sut::Sut;
+
+/// The shape of the synthetic media.
+#[derive(Clone, Debug, Serialize)]
+pub struct MediaShape {
+    pub video_bitrate_bps: u64,
+    pub fps: u32,
+    pub keyframe_interval_s: f64,
+    pub codec: &'static str,
+}
+
+impl MediaShape {
+    fn codec(&self) -> VideoCodec {
+        if self.codec == "h264" {
+            VideoCodec::H264
+        } else {
+            VideoCodec::Vp8
+        }
+    }
+
+    pub fn publisher_options(&self) -> ClientOptions {
+        ClientOptions {
+            video: Some(self.codec()),
+            audio: true,
+            video_bitrate_bps: self.video_bitrate_bps,
+            fps: self.fps,
+            keyframe_interval: Duration::from_secs_f64(self.keyframe_interval_s),
+            ..ClientOptions::default()
+        }
+    }
+
+    pub fn viewer_options(&self) -> ClientOptions {
+        ClientOptions {
+            video: Some(self.codec()),
+            audio: true,
+            request_keyframes: true,
+            ..ClientOptions::default()
+        }
+    }
+}
+
+impl Default for MediaShape {
+    fn default() -> Self {
+        MediaShape {
+            video_bitrate_bps: 1_500_000,
+            fps: 30,
+            keyframe_interval_s: 2.0,
+            codec: "vp8",
+        }
+    }
+}
+
+/// How a scenario runs, independent of which one.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub media: MediaShape,
+    /// Length of each measurement window.
+    pub seconds: f64,
+    /// Print a progress line once a second (to stderr).
+    pub progress: bool,
+    /// WHEP POSTs in flight at once.
+    pub connect_concurrency: usize,
+    /// Longest wait for new viewers to receive their first media.
+    pub settle_timeout: Duration,
+    /// CPUs the harness may use (for its saturation check): 100% × this = all of them.
+    pub harness_cpus: f64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            media: MediaShape::default(),
+            seconds: 10.0,
+            progress: false,
+            connect_concurrency: 16,
+            settle_timeout: Duration::from_secs(15),
+            harness_cpus: 1.0,
+        }
+    }
+}
+
+/// One viewer and when its WHEP POST started.
+#[derive(Debug)]
+struct Member {
+    viewer: Viewer,
+    post_at: Instant,
+}
+
+/// One room's peers: a publisher and its viewers.
+#[derive(Debug)]
+pub struct Fleet {
+    pub room: String,
+    publisher: Option<Publisher>,
+    viewers: Vec<Member>,
+    pub join_failures: Vec<String>,
+}
+
+impl Fleet {
+    /// Publishes into `room` and waits until the publisher is connected.
+    pub async fn publish(sut: &dyn Sut, room: &str, media: &MediaShape) -> Result<Fleet, String> {
+        huddle_client::ensure_crypto_provider();
+        let publisher = Publisher::connect(&sut.whip_url(room), media.publisher_options())
+            .await
+            .map_err(|e| format!("WHIP publish to {room}: {e}"))?;
+        publisher
+            .wait_connected(Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("publisher not connected: {e}"))?;
+        Ok(Fleet {
+            room: room.to_owned(),
+            publisher: Some(publisher),
+            viewers: Vec::new(),
+            join_failures: Vec::new(),
+        })
+    }
+
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.len()
+    }
+
+    /// Connects `n` more WHEP viewers, `concurrency` POSTs at a time.
+    pub async fn add_viewers(&mut self, sut: &dyn Sut, n: usize, opts: &RunOptions) {
+        let url = sut.whep_url(&self.room);
+        let sem = Arc::new(Semaphore::new(opts.connect_concurrency.max(1)));
+        let mut set = JoinSet::new();
+        for _ in 0..n {
+            let (url, sem, vo) = (url.clone(), sem.clone(), opts.media.viewer_options());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let post_at = Instant::now();
+                Viewer::connect(&url, vo)
+                    .await
+                    .map(|viewer| Member { viewer, post_at })
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(m)) => self.viewers.push(m),
+                Ok(Err(e)) => self.join_failures.push(e.to_string()),
+                Err(e) => self.join_failures.push(e.to_string()),
+            }
+        }
+    }
+
+    /// Waits until every viewer has received audio and video, at most `timeout`.
+    pub async fn settle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self.viewers.iter().all(|m| {
+                let s = m.viewer.stats();
+                s.audio.packets > 0 && s.video.packets > 0
+            });
+            if all || Instant::now() >= deadline {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// POST → first media packet for every viewer that has received any.
+    pub fn join_times_ms(&self) -> Vec<f64> {
+        self.viewers
+            .iter()
+            .filter_map(|m| {
+                let s = m.viewer.stats();
+                let first = [s.audio.first_packet_at, s.video.first_packet_at]
+                    .into_iter()
+                    .flatten()
+                    .min()?;
+                Some(first.duration_since(m.post_at).as_secs_f64() * 1e3)
+            })
+            .collect()
+    }
+
+    pub fn snapshot(&self, server_pid: Option<u32>) -> Snapshot {
+        Snapshot {
+            at: Instant::now(),
+            publisher: self
+                .publisher
+                .as_ref()
+                .map(|p| p.stats())
+                .unwrap_or_default(),
+            viewers: self.viewers.iter().map(|m| m.viewer.stats()).collect(),
+            server: CpuSample::take(server_pid),
+            harness: CpuSample::take(None),
+        }
+    }
+
+    /// Closes every peer (DELETE), 32 at a time; the publisher last.
+    pub async fn close(mut self) {
+        let sem = Arc::new(Semaphore::new(32));
+        let mut set = JoinSet::new();
+        for m in self.viewers.drain(..) {
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), m.viewer.close()).await;
+            });
+        }
+        while set.join_next().await.is_some() {}
+        if let Some(p) = self.publisher.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), p.close()).await;
+        }
+    }
+}
+
+/// Every peer's counters at one instant, with the server's and harness's CPU time.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub at: Instant,
+    pub publisher: PublisherStats,
+    pub viewers: Vec<ViewerStats>,
+    pub server: CpuSample,
+    pub harness: CpuSample,
+}
+
+/// Figures over one measurement window (between two snapshots).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Window {
+    pub seconds: f64,
+    pub viewers: usize,
+    pub down_tracks_expected: usize,
+    pub down_tracks_receiving: usize,
+    /// Packets the publisher sent (audio + video).
+    pub packets_sent: u64,
+    pub publisher_packets_per_s: f64,
+    /// `packets_sent` × viewers: what the SFU should have forwarded.
+    pub packets_expected: u64,
+    /// Distinct huddle counters the viewers received (duplicates not counted).
+    pub packets_received: u64,
+    pub forwarded_packets_per_s: f64,
+    /// Packets lost: RTP sequence gaps / (received + gaps), in percent. Exact (no in-flight
+    /// error at the window's edges), but blind to a down-track that stopped altogether.
+    pub loss_pct: f64,
+    /// `1 − received / expected`, in percent: also counts silent or stalled down-tracks, but
+    /// is off by the packets in flight at the window's edges (either sign).
+    pub delivery_shortfall_pct: f64,
+    /// RTP sequence gaps the viewers saw (unfilled).
+    pub seq_gaps: u64,
+    pub payload_mismatches: u64,
+    pub duplicates: u64,
+    /// PLI/FIR that reached the publisher, PLIs the viewers sent, keyframes sent.
+    pub keyframe_requests_at_publisher: u64,
+    pub plis_sent_by_viewers: u64,
+    pub keyframes_sent: u64,
+    /// Received payload bitrate, all viewers together and per viewer.
+    pub received_mbps_total: f64,
+    pub received_mbps_per_viewer: f64,
+    /// One-way send → receive time (both peers' str0m + the SFU + loopback), µs.
+    pub latency_us: Percentiles,
+    pub server_cpu_pct: Option<f64>,
+    pub server_cpu_us_per_forwarded_packet: Option<f64>,
+    pub harness_cpu_pct: Option<f64>,
+    /// The whole machine's CPU use (percent of one core); minus server and harness, that is
+    /// what other processes took from the same cores.
+    pub machine_cpu_pct: Option<f64>,
+    pub others_cpu_pct: Option<f64>,
+}
+
+impl Window {
+    pub fn between(a: &Snapshot, b: &Snapshot) -> Window {
+        let seconds = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+        let viewers = b.viewers.len();
+        let sent_audio = b.publisher.audio_packets_sent - a.publisher.audio_packets_sent;
+        let sent_video = b.publisher.video_packets_sent - a.publisher.video_packets_sent;
+        let packets_sent = sent_audio + sent_video;
+        let packets_expected = packets_sent * viewers as u64;
+        let mut w = Window {
+            seconds,
+            viewers,
+            down_tracks_expected: viewers * 2,
+            packets_sent,
+            publisher_packets_per_s: packets_sent as f64 / seconds,
+            packets_expected,
+            keyframe_requests_at_publisher: b.publisher.keyframe_requests
+                - a.publisher.keyframe_requests,
+            keyframes_sent: b.publisher.keyframes_sent - a.publisher.keyframes_sent,
+            ..Window::default()
+        };
+        let mut latencies = Vec::new();
+        let mut bytes = 0u64;
+        let empty = ViewerStats::default();
+        for (i, vb) in b.viewers.iter().enumerate() {
+            let va = a.viewers.get(i).unwrap_or(&empty);
+            for (sa, sb) in [(&va.audio, &vb.audio), (&va.video, &vb.video)] {
+                let got = sb.counters_seen - sa.counters_seen;
+                w.packets_received += got;
+                if sb.packets > sa.packets {
+                    w.down_tracks_receiving += 1;
+                }
+                w.seq_gaps += sb.seq_gaps.saturating_sub(sa.seq_gaps);
+                w.payload_mismatches += sb.payload_mismatches - sa.payload_mismatches;
+                w.duplicates += sb.duplicates - sa.duplicates;
+                bytes += sb.bytes - sa.bytes;
+                let from = sa.latency_us.len().min(sb.latency_us.len());
+                latencies.extend_from_slice(&sb.latency_us[from..]);
+            }
+            w.plis_sent_by_viewers += vb.keyframe_requests_sent - va.keyframe_requests_sent;
+        }
+        w.forwarded_packets_per_s = w.packets_received as f64 / seconds;
+        if packets_expected > 0 {
+            w.delivery_shortfall_pct =
+                (1.0 - w.packets_received as f64 / packets_expected as f64) * 100.0;
+        }
+        let seen = w.packets_received + w.seq_gaps;
+        if seen > 0 {
+            w.loss_pct = w.seq_gaps as f64 / seen as f64 * 100.0;
+        }
+        w.received_mbps_total = bytes as f64 * 8.0 / seconds / 1e6;
+        w.received_mbps_per_viewer = w.received_mbps_total / viewers.max(1) as f64;
+        w.latency_us = percentiles(&mut latencies);
+        w.server_cpu_pct = b.server.percent_since(&a.server);
+        w.harness_cpu_pct = b.harness.percent_since(&a.harness);
+        w.machine_cpu_pct = b.harness.machine_percent_since(&a.harness);
+        w.others_cpu_pct = w.machine_cpu_pct.map(|m| {
+            (m - w.server_cpu_pct.unwrap_or(0.0) - w.harness_cpu_pct.unwrap_or(0.0)).max(0.0)
+        });
+        w.server_cpu_us_per_forwarded_packet = b
+            .server
+            .cpu_since(&a.server)
+            .filter(|_| w.packets_received > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / w.packets_received as f64);
+        w
+    }
+}
+
+/// Measures one window of `seconds`, printing a progress line once a second.
+pub async fn measure(
+    fleet: &Fleet,
+    server_pid: Option<u32>,
+    seconds: f64,
+    progress: bool,
+    label: &str,
+) -> Window {
+    let start = fleet.snapshot(server_pid);
+    let mut prev = start.clone();
+    let end = start.at + Duration::from_secs_f64(seconds);
+    let tty = std::io::stderr().is_terminal();
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        tokio::time::sleep((end - now).min(Duration::from_secs(1))).await;
+        let snap = fleet.snapshot(server_pid);
+        if progress {
+            let w = Window::between(&prev, &snap);
+            let line = format!(
+                "[{label} {:5.1}s] down-tracks {}/{}  fwd {:.0} pkt/s  loss {:.3}%  server CPU {}  harness CPU {}  others {}",
+                snap.at.duration_since(start.at).as_secs_f64(),
+                w.down_tracks_receiving,
+                w.down_tracks_expected,
+                w.forwarded_packets_per_s,
+                w.loss_pct,
+                fmt_pct(w.server_cpu_pct),
+                fmt_pct(w.harness_cpu_pct),
+                fmt_pct(w.others_cpu_pct),
+            );
+            let mut err = std::io::stderr().lock();
+            if tty {
+                let _ = write!(err, "\r{line}\x1b[K");
+            } else {
+                let _ = writeln!(err, "{line}");
+            }
+            let _ = err.flush();
+        }
+        prev = snap;
+    }
+    if progress && tty {
+        eprintln!();
+    }
+    Window::between(&start, &prev)
+}
+
+pub fn fmt_pct(p: Option<f64>) -> String {
+    p.map(|p| format!("{p:.1}%"))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// Join time (WHEP POST → first media) and the server's memory.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Joins {
+    pub attempted: usize,
+    pub failed: usize,
+    pub first_errors: Vec<String>,
+    pub join_ms: Percentiles,
+}
+
+impl Joins {
+    pub fn of(fleet: &Fleet) -> Joins {
+        let mut times = fleet.join_times_ms();
+        Joins {
+            attempted: fleet.viewer_count() + fleet.join_failures.len(),
+            failed: fleet.join_failures.len(),
+            first_errors: fleet.join_failures.iter().take(3).cloned().collect(),
+            join_ms: crate::report::percentiles_f64(&mut times),
+        }
+    }
+}
+
+/// Server memory: RSS now, before any peer joined, and per participant.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Memory {
+    pub server_rss_baseline_bytes: Option<u64>,
+    pub server_rss_bytes: Option<u64>,
+    pub participants: usize,
+    /// (RSS − baseline) / participants.
+    pub server_rss_per_participant_bytes: Option<u64>,
+    pub harness_rss_bytes: Option<u64>,
+}
+
+impl Memory {
+    pub fn of(pid: Option<u32>, baseline: Option<u64>, participants: usize) -> Memory {
+        let now = pid.and_then(rss_of);
+        Memory {
+            server_rss_baseline_bytes: baseline,
+            server_rss_bytes: now,
+            participants,
+            server_rss_per_participant_bytes: match (now, baseline) {
+                (Some(n), Some(b)) if participants > 0 => {
+                    Some(n.saturating_sub(b) / participants as u64)
+                }
+                _ => None,
+            },
+            harness_rss_bytes: rss_bytes(None),
+        }
+    }
+}

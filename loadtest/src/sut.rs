@@ -1,0 +1,198 @@
+//! The system under test: where to publish and view, and which process to measure.
+//!
+//! [`Sut`] is all a scenario needs, so another SFU can be driven by implementing it.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Something that forwards WebRTC media from WHIP publishers to WHEP viewers.
+pub trait Sut: Send + Sync {
+    /// Short name for reports.
+    fn name(&self) -> &str;
+    /// The WHIP endpoint of `room`.
+    fn whip_url(&self, room: &str) -> String;
+    /// The WHEP endpoint of `room`.
+    fn whep_url(&self, room: &str) -> String;
+    /// The process whose CPU and memory are measured, if known.
+    fn pid(&self) -> Option<u32>;
+    /// Stops the system if this harness started it (a no-op otherwise).
+    fn stop(&mut self);
+}
+
+/// A huddle server that is already running (`--url`), not started or stopped by us.
+#[derive(Debug)]
+pub struct ExternalHuddle {
+    base: String,
+    pid: Option<u32>,
+}
+
+impl ExternalHuddle {
+    /// `base` is `http://host:port`; `pid` (`--server-pid`) enables CPU/RSS measurement.
+    pub fn new(base: &str, pid: Option<u32>) -> Self {
+        ExternalHuddle {
+            base: base.trim_end_matches('/').to_owned(),
+            pid,
+        }
+    }
+}
+
+impl Sut for ExternalHuddle {
+    fn name(&self) -> &str {
+        "huddle (external)"
+    }
+    fn whip_url(&self, room: &str) -> String {
+        format!("{}/whip/{room}", self.base)
+    }
+    fn whep_url(&self, room: &str) -> String {
+        format!("{}/whep/{room}", self.base)
+    }
+    fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+    fn stop(&mut self) {}
+}
+
+/// A `huddle` binary started as a child process on loopback, killed on [`Sut::stop`] or drop.
+#[derive(Debug)]
+pub struct HuddleProcess {
+    child: Option<Child>,
+    base: String,
+    pid: u32,
+}
+
+/// The `huddle` binary next to this executable: `target/release/huddle`, else `target/debug/huddle`.
+pub fn default_huddle_bin() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let target = dir.parent()?.to_path_buf();
+    [
+        dir.join("huddle"),
+        target.join("release").join("huddle"),
+        target.join("debug").join("huddle"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+fn free_tcp_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn free_udp_port() -> std::io::Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl HuddleProcess {
+    /// Starts `bin` on free loopback ports (pinned to `pin` with `taskset -c` if given) and
+    /// waits up to 20 s for `GET /healthz`.
+    pub async fn start(bin: &Path, pin: Option<usize>) -> Result<Self, String> {
+        let http = SocketAddr::from(([127, 0, 0, 1], free_tcp_port().map_err(|e| e.to_string())?));
+        let udp = SocketAddr::from(([127, 0, 0, 1], free_udp_port().map_err(|e| e.to_string())?));
+        let mut cmd = match pin {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpu.to_string()).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.arg("--http")
+            .arg(http.to_string())
+            .arg("--udp")
+            .arg(udp.to_string())
+            .env_remove("HUDDLE_TOKEN")
+            .env_remove("HUDDLE_PUBLIC_IP")
+            .env(
+                "RUST_LOG",
+                std::env::var("HUDDLE_LOADTEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        // `taskset -c CPU prog` execs prog, so the pid stays the server's.
+        let pid = child.id();
+        let mut me = HuddleProcess {
+            child: Some(child),
+            base: format!("http://{http}"),
+            pid,
+        };
+        if let Err(e) = wait_healthy(&me.base, Duration::from_secs(20)).await {
+            me.stop();
+            return Err(e);
+        }
+        Ok(me)
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+}
+
+/// Polls `GET {base}/healthz` until it answers 200, at most `timeout`.
+pub async fn wait_healthy(base: &str, timeout: Duration) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match client.get(format!("{base}/healthz")).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => last = format!("status {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!(
+        "{base}/healthz not healthy within {timeout:?}: {last}"
+    ))
+}
+
+impl Sut for HuddleProcess {
+    fn name(&self) -> &str {
+        "huddle"
+    }
+    fn whip_url(&self, room: &str) -> String {
+        format!("{}/whip/{room}", self.base)
+    }
+    fn whep_url(&self, room: &str) -> String {
+        format!("{}/whep/{room}", self.base)
+    }
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|_| self.pid)
+    }
+    /// SIGINT (huddle shuts down gracefully on Ctrl-C), then SIGKILL after 3 s.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for HuddleProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
