@@ -20,7 +20,11 @@ async fn main() -> std::process::ExitCode {
         }
     };
     println!("huddle is running");
-    println!("  call page (open in a browser):            {}/  (or {}/room/demo)", server.base_url(), server.base_url());
+    println!(
+        "  call page (open in a browser):            {}/  (or {}/room/demo)",
+        server.base_url(),
+        server.base_url()
+    );
     println!(
         "  WHIP (publish, e.g. OBS → Service: WHIP): {}",
         server.whip_url("{room}")
