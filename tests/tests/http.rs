@@ -377,6 +377,32 @@ async fn healthz_is_200() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_participants() {
+    let server = start(None).await;
+    let _session = publish(&server, "room", None).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let shown = loop {
+        let body = client()
+            .get(format!("{}/metrics", server.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let shown = body
+            .lines()
+            .any(|l| l.starts_with("huddle_participants") && !l.ends_with(" 0"));
+        if shown || tokio::time::Instant::now() >= deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(shown, "/metrics shows the publisher");
+    server.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // PATCH: trickle and ICE restart
 // ---------------------------------------------------------------------------------------------

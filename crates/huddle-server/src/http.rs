@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         // Authorized in the handler: browsers cannot send headers on a WebSocket.
         .route("/rooms/{room}/ws", get(crate::signaling::ws::upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(prometheus))
         .merge(crate::page::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
@@ -126,6 +127,14 @@ async fn debug_stats(State(state): State<AppState>) -> Result<Response, ApiError
         "sessions": state.sessions.len(),
     }))
     .into_response())
+}
+
+/// Prometheus text format.
+async fn prometheus() -> Response {
+    match crate::telemetry::handle() {
+        Some(h) => h.render().into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics recorder not installed\n").into_response(),
+    }
 }
 
 async fn endpoint_options() -> StatusCode {

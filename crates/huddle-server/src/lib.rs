@@ -16,6 +16,7 @@ pub mod media;
 pub mod page;
 pub mod sessions;
 pub mod signaling;
+pub mod telemetry;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -76,6 +77,7 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError::Http(config.http, e))?;
 
+        telemetry::handle();
         let sessions = Sessions::default();
         let sfu = Sfu::new(SfuConfig::new(vec![advertised]));
         let registry = signaling::Registry::default();

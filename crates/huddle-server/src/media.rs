@@ -17,6 +17,9 @@ use crate::signaling::Registry;
 use crate::signaling::messages::{Kind, ServerMessage};
 use crate::udp;
 
+/// How often the core's counters are published to `/metrics`.
+const METRICS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Longest chat message relayed, in characters.
 const MAX_CHAT_CHARS: usize = 2000;
 
@@ -148,6 +151,7 @@ async fn run(
 ) {
     let mut batch = udp::RecvBatch::default();
     let mut outgoing = Vec::new();
+    let mut next_metrics = Instant::now();
     loop {
         let wake = sfu.poll_timeout();
         let sleep = async {
@@ -175,6 +179,10 @@ async fn run(
         }
         // Under constant traffic the timer branch may lose every race: run due timers anyway.
         let now = Instant::now();
+        if now >= next_metrics {
+            next_metrics = now + METRICS_INTERVAL;
+            crate::telemetry::publish(&sfu.stats(), sessions.len());
+        }
         if sfu.poll_timeout().is_some_and(|t| t <= now) {
             sfu.handle_timeout(now);
         }
