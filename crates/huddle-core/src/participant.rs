@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use str0m::channel::ChannelId;
@@ -289,10 +290,15 @@ impl Participant {
     ) {
         let mut immediate = 0;
         loop {
-            let output = match self.rtc.poll_output() {
-                Ok(o) => o,
-                Err(e) => {
+            let output = match catch_unwind(AssertUnwindSafe(|| self.rtc.poll_output())) {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
                     warn!(participant = %self.id, "poll_output failed: {e}");
+                    self.dead = Some(LeaveReason::Failed);
+                    return;
+                }
+                Err(_) => {
+                    warn!(participant = %self.id, "str0m panicked; dropping the peer");
                     self.dead = Some(LeaveReason::Failed);
                     return;
                 }

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use str0m::media::{Direction, MediaKind, Mid};
@@ -296,10 +297,22 @@ impl Sfu {
                 contents,
             },
         );
-        if let Err(e) = p.rtc.handle_input(input) {
-            // A bad packet is the peer's problem, not the server's: drop it and go on.
-            self.stats.datagrams_malformed += 1;
-            debug!(participant = %id, "input rejected: {e}");
+        // str0m promises not to panic on input; should it ever, only this peer is lost (its
+        // Rtc has no threads or locks, so discarding it is safe), never the server.
+        match catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(input))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // A bad packet is the peer's problem, not the server's: drop it and go on.
+                self.stats.datagrams_malformed += 1;
+                debug!(participant = %id, "input rejected: {e}");
+            }
+            Err(_) => {
+                warn!(participant = %id, "str0m panicked on a datagram; dropping the peer");
+                p.dead = Some(LeaveReason::Failed);
+                self.after_drive(id);
+                self.process_pending(now);
+                return;
+            }
         }
         p.drive(now, &mut self.transmits, &mut self.internal);
         self.after_drive(id);
