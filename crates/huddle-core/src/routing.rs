@@ -158,9 +158,7 @@ impl Sfu {
             .get_mut(&subscriber)
             .and_then(|p| p.subscription_mut(mid))
         {
-            sub.track = None;
-            sub.pt_map.clear();
-            sub.rewriter.reset_source();
+            sub.detach();
         }
     }
 

@@ -546,9 +546,7 @@ impl Sfu {
                     .get_mut(sid)
                     .and_then(|s| s.subscription_mut(*mid))
                 {
-                    sub.track = None;
-                    sub.pt_map.clear();
-                    sub.rewriter.reset_source();
+                    sub.detach();
                 }
             }
             self.events.push_back(Event::TrackUnpublished {

@@ -46,6 +46,15 @@ impl Subscription {
         }
     }
 
+    /// Stops forwarding: no track, nothing queued; the next source starts on a keyframe.
+    pub(crate) fn detach(&mut self) {
+        self.track = None;
+        self.pt_map.clear();
+        self.codec_mismatch = false;
+        self.backlog.clear();
+        self.rewriter.reset_source();
+    }
+
     pub(crate) fn map_pt(&self, pt: Pt) -> Option<Pt> {
         self.pt_map
             .iter()
