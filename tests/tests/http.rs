@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use huddle_server::{Config, Server};
+use huddle_server::Server;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use str0m::media::{Direction, MediaKind};
@@ -23,23 +23,8 @@ const RESTART: &str = "a=ice-ufrag:newufrag\r\na=ice-pwd:newpasswordnewpasswordn
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
-}
-
 async fn start(token: Option<&str>) -> Server {
-    init_logging();
-    huddle_client::ensure_crypto_provider();
-    let config = Config {
-        token: token.map(str::to_owned),
-        ..Config::ephemeral()
-    };
-    Server::start(config).await.expect("server starts")
+    huddle_tests::start_server(token).await
 }
 
 /// A real offer from str0m with one video and one audio section in `direction`.
