@@ -126,7 +126,8 @@ pub enum Cmd {
         #[arg(long, default_value_t = 3.0)]
         max_seconds: f64,
     },
-    /// R rooms × N participants (not implemented yet; see the report).
+    /// R rooms × N participants over the room WebSocket, each publishing audio + video and
+    /// receiving all others of its room.
     Meeting {
         #[arg(long, default_value_t = 1)]
         rooms: usize,
@@ -312,7 +313,26 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
                 )?;
             }
         }
-        Cmd::Meeting { .. } => return Err(meeting::UNAVAILABLE.into()),
+        Cmd::Meeting {
+            rooms,
+            participants,
+        } => {
+            let mut sut = c.sut().await?;
+            let r = meeting::run(
+                sut.as_ref(),
+                *rooms,
+                *participants,
+                &opts,
+                c.harness_threads,
+            )
+            .await;
+            sut.stop();
+            let r = r?;
+            r.print();
+            if let Some(p) = &c.json {
+                write_json(p, &r)?;
+            }
+        }
     }
     Ok(())
 }

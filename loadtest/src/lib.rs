@@ -1,7 +1,7 @@
 //! huddle-loadtest: drives huddle (or another SFU, through [`sut::Sut`]) with real WebRTC
 //! peers from huddle-client and measures what it costs.
 //!
-//! - [`scenario`]: `broadcast` (1 → N), `ramp` (N grows until a limit), `meeting` (pending).
+//! - [`scenario`]: `broadcast` (1 → N), `ramp` (N grows until a limit), `meeting` (R rooms × N participants over the room WebSocket).
 //! - [`procstat`]: server and harness CPU time and RSS from `/proc`.
 //! - [`floor`]: the per-packet hardware floor (AES-128-GCM seal + batched UDP send).
 //! - [`report`], [`plot`]: tables, JSON and the ramp SVG.

@@ -163,16 +163,7 @@ impl BroadcastReport {
                 self.joins.join_ms.p50, self.joins.join_ms.p95, self.joins.join_ms.max
             ),
         );
-        row(
-            "server RSS (baseline) / per participant",
-            format!(
-                "{} ({}) / {}",
-                mib(self.memory.server_rss_bytes),
-                mib(self.memory.server_rss_baseline_bytes),
-                kib(self.memory.server_rss_per_participant_bytes)
-            ),
-        );
-        row("harness RSS", mib(self.memory.harness_rss_bytes));
+        print_memory(&self.memory);
         if let Some(r) = self.ratio_to_floor {
             row("µs per forwarded packet / floor", format!("{r:.1}×"));
         }
@@ -180,6 +171,21 @@ impl BroadcastReport {
             println!("  join error: {e}");
         }
     }
+}
+
+/// Server RSS (baseline, per participant) and the harness's RSS.
+pub fn print_memory(m: &Memory) {
+    let row = |k: &str, v: String| println!("  {k:<34} {v}");
+    row(
+        "server RSS (baseline) / per participant",
+        format!(
+            "{} ({}) / {}",
+            mib(m.server_rss_bytes),
+            mib(m.server_rss_baseline_bytes),
+            kib(m.server_rss_per_participant_bytes)
+        ),
+    );
+    row("harness RSS", mib(m.harness_rss_bytes));
 }
 
 /// Writes any report as pretty JSON.

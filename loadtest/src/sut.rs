@@ -15,6 +15,14 @@ pub trait Sut: Send + Sync {
     fn whip_url(&self, room: &str) -> String;
     /// The WHEP endpoint of `room`.
     fn whep_url(&self, room: &str) -> String;
+    /// The room WebSocket of `room` (`ws://…/rooms/{room}/ws`); by default derived from
+    /// the WHIP URL (`http://host:port/whip/{room}`).
+    fn room_ws_url(&self, room: &str) -> String {
+        let whip = self.whip_url(room);
+        let base = whip.strip_suffix(&format!("/whip/{room}")).unwrap_or(&whip);
+        // http → ws, https → wss.
+        format!("{}/rooms/{room}/ws", base.replacen("http", "ws", 1))
+    }
     /// The process whose CPU and memory are measured, if known.
     fn pid(&self) -> Option<u32>;
     /// Stops the system if this harness started it (a no-op otherwise).

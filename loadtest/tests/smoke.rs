@@ -36,3 +36,41 @@ async fn broadcast_one_to_three() {
     assert!(w.delivery_shortfall_pct < 5.0, "{w:?}");
     assert_eq!(r.joins.join_ms.samples, 3);
 }
+
+/// 2 rooms × 3 participants over the room WebSocket for ~3 s: 2 × 3 × 2 × 2 = 24 down-tracks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meeting_two_rooms_of_three() {
+    use huddle_loadtest::scenario::meeting;
+
+    let server = huddle_server::Server::start(huddle_server::Config::ephemeral())
+        .await
+        .expect("server starts");
+    let sut = ExternalHuddle::new(&server.base_url(), None);
+    let opts = RunOptions {
+        seconds: 3.0,
+        settle_timeout: Duration::from_secs(10),
+        media: huddle_loadtest::scenario::MediaShape {
+            video_bitrate_bps: 300_000,
+            ..Default::default()
+        },
+        ..RunOptions::default()
+    };
+    let r = meeting::run(&sut, 2, 3, &opts, 2)
+        .await
+        .expect("scenario runs");
+    server.shutdown().await;
+
+    let w = &r.window;
+    assert_eq!(r.joins.failed, 0, "join errors: {:?}", r.joins.first_errors);
+    assert_eq!(w.viewers, 6);
+    assert_eq!(w.down_tracks_expected, 24);
+    assert_eq!(w.down_tracks_receiving, 24, "{w:?}");
+    assert!(w.packets_sent > 0 && w.packets_received > 0, "{w:?}");
+    assert_eq!(w.seq_gaps, 0, "{w:?}");
+    assert_eq!(w.payload_mismatches, 0, "{w:?}");
+    assert!(w.delivery_shortfall_pct < 5.0, "{w:?}");
+    assert!(w.latency_us.samples > 0, "{w:?}");
+    // Everyone but each room's first member joined a room with media flowing.
+    assert_eq!(r.joins.join_ms.samples, 4);
+    assert_eq!(r.signaling_errors, 0);
+}

@@ -6,6 +6,10 @@
 //! every packet it receives ([`ViewerStats`]). Both are real WebRTC peers (ICE,
 //! DTLS, SRTP) driven by str0m on a tokio UDP socket.
 //!
+//! [`RoomMember`] joins a room over the room WebSocket (`/rooms/{room}/ws`) the way
+//! huddle's page does: it publishes the same synthetic media, answers every server offer,
+//! verifies every other participant's tracks and chats over the `chat` data channel.
+//!
 //! With [`VideoSource::Clip`] the publisher instead sends a real, decodable VP8 clip
 //! ([`clip`]) in a loop, with Opus silence, so a browser viewer can decode it.
 
@@ -17,6 +21,7 @@ mod offer;
 mod options;
 mod peer;
 mod publisher;
+mod room;
 mod stats;
 mod viewer;
 
@@ -24,7 +29,8 @@ pub use error::ClientError;
 pub use media::is_keyframe_start;
 pub use options::{ClientOptions, VideoCodec, VideoSource};
 pub use publisher::Publisher;
-pub use stats::{PublisherStats, StreamStats, ViewerStats};
+pub use room::RoomMember;
+pub use stats::{ChatMessage, MemberStats, PublisherStats, StreamStats, ViewerStats};
 pub use viewer::Viewer;
 
 /// Installs str0m's crypto provider (aws-lc-rs) as the process default, once.

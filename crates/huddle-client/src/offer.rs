@@ -17,7 +17,7 @@ use crate::options::{ClientOptions, VideoCodec};
 const H264_PROFILE: u32 = 0x42e01f;
 
 /// Builds an `Rtc` in RTP mode with the codecs this side offers.
-fn build_rtc(opts: &ClientOptions, publish: bool) -> Rtc {
+pub(crate) fn build_rtc(opts: &ClientOptions, publish: bool) -> Rtc {
     crate::ensure_crypto_provider();
     let mut cfg = Rtc::builder()
         .set_rtp_mode(true)
@@ -40,7 +40,7 @@ fn build_rtc(opts: &ClientOptions, publish: bool) -> Rtc {
 }
 
 /// Polls until `Timeout` on an `Rtc` that has no remote yet (nothing can be sent).
-fn drain_idle(rtc: &mut Rtc) -> Result<(), RtcError> {
+pub(crate) fn drain_idle(rtc: &mut Rtc) -> Result<(), RtcError> {
     loop {
         if let Output::Timeout(_) = rtc.poll_output()? {
             return Ok(());

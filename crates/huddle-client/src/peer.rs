@@ -1,20 +1,23 @@
-//! The str0m peer's drive loop over a tokio `UdpSocket`, publishing or viewing.
+//! The str0m peer's drive loop over a tokio `UdpSocket`: publishing, viewing, or both.
 //!
 //! The loop follows str0m's contract: after every mutation (`handle_input`,
 //! `write_rtp`, `close`) `poll_output` is drained to `Output::Timeout`, sending every
 //! `Transmit` and handling every `Event`, before the next mutation.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use str0m::change::SdpOffer;
+use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval, sleep_until};
 
@@ -25,7 +28,8 @@ use crate::media::{
 };
 use crate::offer::{Negotiated, negotiated_pt};
 use crate::options::{ClientOptions, VideoCodec, VideoSource};
-use crate::stats::{PublisherStats, Received, StreamTracker, ViewerStats};
+use crate::room::MemberShared;
+use crate::stats::{ChatMessage, PublisherStats, Received, StreamTracker, ViewerStats};
 
 /// How long `close` waits for the drive task to send its goodbyes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -94,9 +98,20 @@ impl PublishState {
         opts: &ClientOptions,
         stats: Arc<Mutex<PublisherStats>>,
     ) -> Result<Self, ClientError> {
-        let video = match (n.video_mid, opts.video) {
+        Self::for_rtc(&n.rtc, n.video_mid, n.audio_mid, opts, stats)
+    }
+
+    /// Publisher state for the send m-lines `video_mid` / `audio_mid` of a negotiated `rtc`.
+    pub fn for_rtc(
+        rtc: &Rtc,
+        video_mid: Option<Mid>,
+        audio_mid: Option<Mid>,
+        opts: &ClientOptions,
+        stats: Arc<Mutex<PublisherStats>>,
+    ) -> Result<Self, ClientError> {
+        let video = match (video_mid, opts.video) {
             (Some(mid), Some(codec)) => {
-                let pt = negotiated_pt(&n.rtc, mid, |p| match codec {
+                let pt = negotiated_pt(rtc, mid, |p| match codec {
                     VideoCodec::Vp8 => p.spec().codec == Codec::Vp8,
                     VideoCodec::H264 => {
                         p.spec().codec == Codec::H264
@@ -126,9 +141,9 @@ impl PublishState {
             }
             _ => None,
         };
-        let audio = match n.audio_mid {
+        let audio = match audio_mid {
             Some(mid) => {
-                let pt = negotiated_pt(&n.rtc, mid, |p| p.spec().codec == Codec::Opus)
+                let pt = negotiated_pt(rtc, mid, |p| p.spec().codec == Codec::Opus)
                     .ok_or_else(|| ClientError::Protocol("answer accepted no Opus".into()))?;
                 Some((TxStream::new(mid, pt), AudioGenerator::new()))
             }
@@ -160,6 +175,15 @@ pub(crate) struct ViewerShared {
 }
 
 impl ViewerShared {
+    /// Trackers whose latency samples are taken, not snapshotted.
+    pub fn with_latency_taken() -> Self {
+        ViewerShared {
+            audio: StreamTracker::with_latency_taken(),
+            video: StreamTracker::with_latency_taken(),
+            ..ViewerShared::default()
+        }
+    }
+
     pub fn snapshot(&self) -> ViewerStats {
         ViewerStats {
             connected: self.connected,
@@ -189,11 +213,54 @@ impl ViewState {
     }
 }
 
+/// Room-member state of the drive loop: publishes, and receives every other participant.
+#[derive(Debug)]
+pub(crate) struct MemberState {
+    pub publish: PublishState,
+    pub request_keyframes: bool,
+    /// Last PLI sent, per remote participant.
+    pub last_pli: HashMap<String, Instant>,
+    /// The `chat` data channel, once open.
+    pub chat: Option<ChannelId>,
+    pub shared: Arc<Mutex<MemberShared>>,
+}
+
 /// What the drive loop does with media.
 #[derive(Debug)]
 pub(crate) enum Role {
     Publish(PublishState),
     View(ViewState),
+    Member(MemberState),
+}
+
+impl Role {
+    fn publish_mut(&mut self) -> Option<&mut PublishState> {
+        match self {
+            Role::Publish(p) => Some(p),
+            Role::Member(m) => Some(&mut m.publish),
+            Role::View(_) => None,
+        }
+    }
+}
+
+/// Asks a room member's drive loop to do something with its `Rtc`.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Accept a server offer; the answer SDP (or why not) goes back on `reply`.
+    Offer {
+        sdp: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Send `{"text": …}` on the chat data channel.
+    Chat(String),
+}
+
+/// The next control message, or never if there is no channel.
+async fn next_control(rx: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Handle on a running drive task.
@@ -207,6 +274,16 @@ pub(crate) struct PeerHandle {
 impl PeerHandle {
     /// Starts the drive task for a negotiated peer.
     pub fn spawn(rtc: Rtc, socket: UdpSocket, role: Role) -> Result<Self, ClientError> {
+        Self::spawn_with_control(rtc, socket, role, None)
+    }
+
+    /// Like `spawn`, with a channel of [`Control`] requests (room members).
+    pub fn spawn_with_control(
+        rtc: Rtc,
+        socket: UdpSocket,
+        role: Role,
+        control: Option<mpsc::UnboundedReceiver<Control>>,
+    ) -> Result<Self, ClientError> {
         let local = socket.local_addr()?;
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let (connected_tx, connected_rx) = watch::channel(false);
@@ -218,6 +295,7 @@ impl PeerHandle {
             connected: false,
             connected_tx,
             buf: vec![0; 2048],
+            control,
         };
         let task = tokio::spawn(driver.run(shutdown_rx));
         Ok(PeerHandle {
@@ -264,6 +342,52 @@ impl Drop for PeerHandle {
     }
 }
 
+/// Whose `keyframe_requests_sent` a PLI counts towards.
+enum PliTarget {
+    View(Arc<Mutex<ViewerShared>>),
+    Member(Arc<Mutex<MemberShared>>, String),
+}
+
+/// Key of `MemberShared::received` for packets whose m-line has no msid stream id.
+const UNKNOWN_PARTICIPANT: &str = "?";
+
+/// Records a received packet; whether a PLI should be sent (video before any keyframe).
+fn record(
+    s: &mut ViewerShared,
+    received: Received,
+    is_audio: bool,
+    request_keyframes: bool,
+    last_pli: Option<Instant>,
+) -> bool {
+    if is_audio {
+        s.audio.record(received);
+        false
+    } else {
+        s.video.record(received);
+        request_keyframes
+            && s.video.stats.first_keyframe_at.is_none()
+            && last_pli.is_none_or(|t| received.at - t >= PLI_INTERVAL)
+    }
+}
+
+/// A chat message as the SFU relays it: `{"from","name","text","at"}`.
+fn parse_chat(data: &[u8]) -> Result<ChatMessage, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| format!("chat message not JSON: {e}"))?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(ChatMessage {
+        from: field("from"),
+        name: field("name"),
+        text: field("text"),
+        at: v.get("at").and_then(|x| x.as_f64()),
+    })
+}
+
 struct Driver {
     rtc: Rtc,
     socket: UdpSocket,
@@ -272,13 +396,14 @@ struct Driver {
     connected: bool,
     connected_tx: watch::Sender<bool>,
     buf: Vec<u8>,
+    control: Option<mpsc::UnboundedReceiver<Control>>,
 }
 
 impl Driver {
     async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
-        let (fps, has_video, has_audio) = match &self.role {
-            Role::Publish(p) => (p.fps, p.video.is_some(), p.audio.is_some()),
-            Role::View(_) => (1, false, false),
+        let (fps, has_video, has_audio) = match self.role.publish_mut() {
+            Some(p) => (p.fps, p.video.is_some(), p.audio.is_some()),
+            None => (1, false, false),
         };
         let mut video_tick = interval(Duration::from_secs(1) / fps);
         video_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -317,9 +442,44 @@ impl Driver {
                 _ = audio_tick.tick(), if sending && has_audio => {
                     self.send_audio_packet().await;
                 }
+                Some(c) = next_control(&mut self.control) => self.on_control(c),
             }
         }
         self.set_connected(false);
+    }
+
+    /// A control request; every branch is one mutation (drained by the loop afterwards).
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::Offer { sdp, reply } => {
+                let answer = SdpOffer::from_sdp_string(&sdp)
+                    .map_err(|e| format!("unparsable server offer: {e}"))
+                    .and_then(|offer| {
+                        self.rtc
+                            .sdp_api()
+                            .accept_offer(offer)
+                            .map_err(|e| format!("server offer refused: {e}"))
+                    })
+                    .map(|answer| answer.to_sdp_string());
+                let _ = reply.send(answer);
+            }
+            Control::Chat(text) => {
+                let Role::Member(m) = &mut self.role else {
+                    return;
+                };
+                let body = serde_json::json!({ "text": text }).to_string();
+                match m.chat.and_then(|id| self.rtc.channel(id)) {
+                    Some(mut ch) => {
+                        if let Err(e) = ch.write(false, body.as_bytes()) {
+                            lock(&m.shared).errors.push(format!("chat write: {e}"));
+                        }
+                    }
+                    None => lock(&m.shared)
+                        .errors
+                        .push("chat: data channel not open".into()),
+                }
+            }
+        }
     }
 
     fn mutate(&mut self, input: Input) {
@@ -366,6 +526,10 @@ impl Driver {
         self.connected_tx.send_replace(c);
         match &self.role {
             Role::Publish(p) => lock(&p.stats).connected = c,
+            Role::Member(m) => {
+                lock(&m.publish.stats).connected = c;
+                lock(&m.shared).connected = c;
+            }
             Role::View(v) => {
                 let mut s = lock(&v.shared);
                 s.connected = c;
@@ -386,7 +550,7 @@ impl Driver {
                 IceConnectionState::Connected | IceConnectionState::Completed,
             ) if !self.connected && self.rtc.is_connected() => self.set_connected(true),
             Event::KeyframeRequest(req) => {
-                if let Role::Publish(p) = &mut self.role {
+                if let Some(p) = self.role.publish_mut() {
                     lock(&p.stats).keyframe_requests += 1;
                     if !p.ignore_keyframe_requests {
                         p.keyframe_wanted = true;
@@ -395,14 +559,30 @@ impl Driver {
                 }
             }
             Event::RtpPacket(pkt) => self.on_rtp(pkt),
+            Event::ChannelOpen(id, label) => {
+                if let Role::Member(m) = &mut self.role
+                    && label == "chat"
+                {
+                    m.chat = Some(id);
+                }
+            }
+            Event::ChannelData(d) => {
+                if let Role::Member(m) = &mut self.role {
+                    let mut s = lock(&m.shared);
+                    match parse_chat(&d.data) {
+                        Ok(c) => s.chat.push(c),
+                        Err(e) => s.errors.push(e),
+                    }
+                }
+            }
             _ => {}
         }
     }
 
     fn on_rtp(&mut self, pkt: RtpPacket) {
-        let Role::View(view) = &mut self.role else {
+        if matches!(self.role, Role::Publish(_)) {
             return;
-        };
+        }
         let codec = codec_of(&self.rtc, pkt.header.payload_type);
         let is_audio = codec.map(|c| c.is_audio()).unwrap_or(false);
         let video_codec = match codec {
@@ -432,31 +612,75 @@ impl Driver {
             verified: verified.map(|h| (h.counter, h.send_time_us)),
             keyframe_start,
         };
-        let want_pli = {
-            let mut s = lock(&view.shared);
-            if is_audio {
-                s.audio.record(received);
-                false
-            } else {
-                s.video.record(received);
-                view.request_keyframes
-                    && s.video.stats.first_keyframe_at.is_none()
-                    && view.last_pli.is_none_or(|t| now - t >= PLI_INTERVAL)
+        let want_pli = match &mut self.role {
+            Role::Publish(_) => return,
+            Role::View(view) => {
+                let mut s = lock(&view.shared);
+                let want = record(
+                    &mut s,
+                    received,
+                    is_audio,
+                    view.request_keyframes,
+                    view.last_pli,
+                );
+                drop(s);
+                if want {
+                    view.last_pli = Some(now);
+                }
+                want.then(|| PliTarget::View(view.shared.clone()))
+            }
+            Role::Member(m) => {
+                // The m-line's msid stream id is the publishing participant's id.
+                let mid = pkt.header.ext_vals.mid.or_else(|| {
+                    self.rtc
+                        .direct_api()
+                        .stream_rx(&pkt.header.ssrc)
+                        .map(|rx| rx.mid())
+                });
+                let from = mid
+                    .and_then(|mid| self.rtc.media(mid))
+                    .map(|media| media.stream_id().to_owned())
+                    .unwrap_or_else(|| UNKNOWN_PARTICIPANT.to_owned());
+                let mut s = lock(&m.shared);
+                let remote = s.received.entry(from.clone()).or_insert_with(|| {
+                    let mut v = ViewerShared::with_latency_taken();
+                    v.connected = true;
+                    v.connected_at = Some(now);
+                    v
+                });
+                let want = record(
+                    remote,
+                    received,
+                    is_audio,
+                    m.request_keyframes,
+                    m.last_pli.get(&from).copied(),
+                );
+                drop(s);
+                if want {
+                    m.last_pli.insert(from.clone(), now);
+                }
+                want.then(|| PliTarget::Member(m.shared.clone(), from))
             }
         };
-        if want_pli {
+        if let Some(target) = want_pli {
             // A mutation from inside the drain loop: the loop keeps polling afterwards.
             let mut api = self.rtc.direct_api();
             if let Some(rx) = api.stream_rx(&pkt.header.ssrc) {
                 rx.request_keyframe(KeyframeRequestKind::Pli);
-                view.last_pli = Some(now);
-                lock(&view.shared).keyframe_requests_sent += 1;
+                match target {
+                    PliTarget::View(shared) => lock(&shared).keyframe_requests_sent += 1,
+                    PliTarget::Member(shared, from) => {
+                        if let Some(r) = lock(&shared).received.get_mut(&from) {
+                            r.keyframe_requests_sent += 1;
+                        }
+                    }
+                }
             }
         }
     }
 
     async fn send_video_frame(&mut self) {
-        let Role::Publish(p) = &mut self.role else {
+        let Some(p) = self.role.publish_mut() else {
             return;
         };
         let now = Instant::now();
@@ -524,7 +748,7 @@ impl Driver {
     }
 
     async fn send_audio_packet(&mut self) {
-        let Role::Publish(p) = &mut self.role else {
+        let Some(p) = self.role.publish_mut() else {
             return;
         };
         let Some((tx, generator)) = &mut p.audio else {

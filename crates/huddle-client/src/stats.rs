@@ -1,5 +1,6 @@
 //! Counters kept by publishers and viewers, and the receive-side bookkeeping.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Most latency samples kept per stream.
@@ -58,6 +59,10 @@ pub struct StreamStats {
     pub latency_us: Vec<u64>,
     /// Distinct huddle counters seen (compare with the publisher's sent count for loss).
     pub counters_seen: u64,
+    /// Huddle counter of the first verified payload.
+    pub first_counter: Option<u64>,
+    /// Highest huddle counter of a verified payload.
+    pub last_counter: Option<u64>,
 }
 
 /// One received packet, as the viewer's drive loop sees it.
@@ -80,6 +85,10 @@ pub(crate) struct StreamTracker {
     pub stats: StreamStats,
     seq_slots: Vec<u64>,
     counters: Vec<u64>,
+    /// Latency samples go to `stats.latency_us` (copied by every snapshot) when true, else
+    /// to `pending_latency`, which [`StreamTracker::take_latency`] drains.
+    latency_in_stats: bool,
+    pending_latency: Vec<u64>,
 }
 
 impl Default for StreamTracker {
@@ -88,11 +97,26 @@ impl Default for StreamTracker {
             stats: StreamStats::default(),
             seq_slots: vec![u64::MAX; SEQ_WINDOW],
             counters: Vec::new(),
+            latency_in_stats: true,
+            pending_latency: Vec::new(),
         }
     }
 }
 
 impl StreamTracker {
+    /// A tracker whose latency samples stay out of the snapshot (see `take_latency`).
+    pub fn with_latency_taken() -> Self {
+        StreamTracker {
+            latency_in_stats: false,
+            ..StreamTracker::default()
+        }
+    }
+
+    /// Latency samples since the last call (only without `latency_in_stats`).
+    pub fn take_latency(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.pending_latency)
+    }
+
     pub fn record(&mut self, r: Received) {
         let s = &mut self.stats;
         s.packets += 1;
@@ -134,9 +158,18 @@ impl StreamTracker {
         match r.verified {
             None => s.payload_mismatches += 1,
             Some((counter, send_us)) => {
-                if s.latency_us.len() < MAX_LATENCY_SAMPLES {
-                    s.latency_us.push(r.now_us.saturating_sub(send_us));
+                let latency = r.now_us.saturating_sub(send_us);
+                if !self.latency_in_stats {
+                    if self.pending_latency.len() < MAX_LATENCY_SAMPLES {
+                        self.pending_latency.push(latency);
+                    }
+                } else if s.latency_us.len() < MAX_LATENCY_SAMPLES {
+                    s.latency_us.push(latency);
                 }
+                if s.first_counter.is_none() {
+                    s.first_counter = Some(counter);
+                }
+                s.last_counter = Some(s.last_counter.map_or(counter, |c| c.max(counter)));
                 if counter < MAX_TRACKED_COUNTER {
                     let word = (counter / 64) as usize;
                     if self.counters.len() <= word {
@@ -166,6 +199,45 @@ pub struct ViewerStats {
     pub video: StreamStats,
     /// PLIs this viewer sent.
     pub keyframe_requests_sent: u64,
+}
+
+/// A chat message relayed by the SFU over the `chat` data channel.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChatMessage {
+    /// Sender's participant id.
+    pub from: String,
+    /// Sender's display name.
+    pub name: String,
+    pub text: String,
+    /// The server's timestamp (`at`), as sent.
+    pub at: Option<f64>,
+}
+
+/// What a [`crate::RoomMember`] has sent, received and been told.
+#[derive(Clone, Debug, Default)]
+pub struct MemberStats {
+    /// Our participant id (from `welcome`).
+    pub id: String,
+    /// ICE + DTLS up.
+    pub connected: bool,
+    /// The room WebSocket is still open.
+    pub signaling_open: bool,
+    /// What we published.
+    pub published: PublisherStats,
+    /// What we received, per remote participant id (the msid stream id of the m-line).
+    /// `connected_at` is when that participant's first packet arrived; `latency_us` is
+    /// always empty here (see [`crate::RoomMember::take_latency`]).
+    pub received: BTreeMap<String, ViewerStats>,
+    /// Server `offer`s answered.
+    pub server_offers: u64,
+    /// Chat messages from the others.
+    pub chat: Vec<ChatMessage>,
+    /// Ids from `participant-joined`.
+    pub joined: Vec<String>,
+    /// Ids from `participant-left`.
+    pub left: Vec<String>,
+    /// Reasons from `error`, and local signalling failures.
+    pub errors: Vec<String>,
 }
 
 #[cfg(test)]
@@ -200,5 +272,17 @@ mod tests {
         assert_eq!(s.counters_seen, 5);
         assert_eq!(s.latency_us, vec![100; 6]);
         assert_eq!(s.ssrcs, vec![7]);
+        assert_eq!((s.first_counter, s.last_counter), (Some(0), Some(5)));
+    }
+
+    #[test]
+    fn latency_taken_not_snapshotted() {
+        let mut t = StreamTracker::with_latency_taken();
+        for (seq, c) in [(1, 1), (2, 2), (3, 3)] {
+            t.record(rx(seq, c));
+        }
+        assert!(t.stats.latency_us.is_empty());
+        assert_eq!(t.take_latency(), vec![100; 3]);
+        assert!(t.take_latency().is_empty());
     }
 }

@@ -296,25 +296,50 @@ impl Window {
             ..Window::default()
         };
         let mut latencies = Vec::new();
-        let mut bytes = 0u64;
         let empty = ViewerStats::default();
         for (i, vb) in b.viewers.iter().enumerate() {
             let va = a.viewers.get(i).unwrap_or(&empty);
+            w.add_down_tracks(va, vb);
             for (sa, sb) in [(&va.audio, &vb.audio), (&va.video, &vb.video)] {
-                let got = sb.counters_seen - sa.counters_seen;
-                w.packets_received += got;
-                if sb.packets > sa.packets {
-                    w.down_tracks_receiving += 1;
-                }
-                w.seq_gaps += sb.seq_gaps.saturating_sub(sa.seq_gaps);
-                w.payload_mismatches += sb.payload_mismatches - sa.payload_mismatches;
-                w.duplicates += sb.duplicates - sa.duplicates;
-                bytes += sb.bytes - sa.bytes;
                 let from = sa.latency_us.len().min(sb.latency_us.len());
                 latencies.extend_from_slice(&sb.latency_us[from..]);
             }
-            w.plis_sent_by_viewers += vb.keyframe_requests_sent - va.keyframe_requests_sent;
         }
+        w.finish(&a.server, &b.server, &a.harness, &b.harness, &mut latencies);
+        w
+    }
+
+    /// Adds one receiver's audio and video down-tracks (from one publisher) between two
+    /// snapshots (`a` earlier); the bytes go to `received_mbps_total` until `finish`.
+    pub fn add_down_tracks(&mut self, a: &ViewerStats, b: &ViewerStats) {
+        for (sa, sb) in [(&a.audio, &b.audio), (&a.video, &b.video)] {
+            self.packets_received += sb.counters_seen.saturating_sub(sa.counters_seen);
+            if sb.packets > sa.packets {
+                self.down_tracks_receiving += 1;
+            }
+            self.seq_gaps += sb.seq_gaps.saturating_sub(sa.seq_gaps);
+            self.payload_mismatches += sb.payload_mismatches.saturating_sub(sa.payload_mismatches);
+            self.duplicates += sb.duplicates.saturating_sub(sa.duplicates);
+            // Bytes accumulate here (as Mbit) and become a rate in `finish`.
+            self.received_mbps_total += sb.bytes.saturating_sub(sa.bytes) as f64 * 8.0 / 1e6;
+        }
+        self.plis_sent_by_viewers += b
+            .keyframe_requests_sent
+            .saturating_sub(a.keyframe_requests_sent);
+    }
+
+    /// Derived figures, CPU and latency percentiles, once every down-track is added.
+    pub fn finish(
+        &mut self,
+        server_a: &CpuSample,
+        server_b: &CpuSample,
+        harness_a: &CpuSample,
+        harness_b: &CpuSample,
+        latencies: &mut [u64],
+    ) {
+        let w = self;
+        let seconds = w.seconds;
+        let packets_expected = w.packets_expected;
         w.forwarded_packets_per_s = w.packets_received as f64 / seconds;
         if packets_expected > 0 {
             w.delivery_shortfall_pct =
@@ -324,21 +349,19 @@ impl Window {
         if seen > 0 {
             w.loss_pct = w.seq_gaps as f64 / seen as f64 * 100.0;
         }
-        w.received_mbps_total = bytes as f64 * 8.0 / seconds / 1e6;
-        w.received_mbps_per_viewer = w.received_mbps_total / viewers.max(1) as f64;
-        w.latency_us = percentiles(&mut latencies);
-        w.server_cpu_pct = b.server.percent_since(&a.server);
-        w.harness_cpu_pct = b.harness.percent_since(&a.harness);
-        w.machine_cpu_pct = b.harness.machine_percent_since(&a.harness);
+        w.received_mbps_total /= seconds;
+        w.received_mbps_per_viewer = w.received_mbps_total / w.viewers.max(1) as f64;
+        w.latency_us = percentiles(latencies);
+        w.server_cpu_pct = server_b.percent_since(server_a);
+        w.harness_cpu_pct = harness_b.percent_since(harness_a);
+        w.machine_cpu_pct = harness_b.machine_percent_since(harness_a);
         w.others_cpu_pct = w.machine_cpu_pct.map(|m| {
             (m - w.server_cpu_pct.unwrap_or(0.0) - w.harness_cpu_pct.unwrap_or(0.0)).max(0.0)
         });
-        w.server_cpu_us_per_forwarded_packet = b
-            .server
-            .cpu_since(&a.server)
+        w.server_cpu_us_per_forwarded_packet = server_b
+            .cpu_since(server_a)
             .filter(|_| w.packets_received > 0)
             .map(|cpu| cpu.as_secs_f64() * 1e6 / w.packets_received as f64);
-        w
     }
 }
 
@@ -363,24 +386,7 @@ pub async fn measure(
         let snap = fleet.snapshot(server_pid);
         if progress {
             let w = Window::between(&prev, &snap);
-            let line = format!(
-                "[{label} {:5.1}s] down-tracks {}/{}  fwd {:.0} pkt/s  loss {:.3}%  server CPU {}  harness CPU {}  others {}",
-                snap.at.duration_since(start.at).as_secs_f64(),
-                w.down_tracks_receiving,
-                w.down_tracks_expected,
-                w.forwarded_packets_per_s,
-                w.loss_pct,
-                fmt_pct(w.server_cpu_pct),
-                fmt_pct(w.harness_cpu_pct),
-                fmt_pct(w.others_cpu_pct),
-            );
-            let mut err = std::io::stderr().lock();
-            if tty {
-                let _ = write!(err, "\r{line}\x1b[K");
-            } else {
-                let _ = writeln!(err, "{line}");
-            }
-            let _ = err.flush();
+            print_progress(label, snap.at.duration_since(start.at), &w, tty);
         }
         prev = snap;
     }
@@ -388,6 +394,28 @@ pub async fn measure(
         eprintln!();
     }
     Window::between(&start, &prev)
+}
+
+/// One progress line (stderr; rewritten in place on a terminal).
+pub fn print_progress(label: &str, elapsed: Duration, w: &Window, tty: bool) {
+    let line = format!(
+        "[{label} {:5.1}s] down-tracks {}/{}  fwd {:.0} pkt/s  loss {:.3}%  server CPU {}  harness CPU {}  others {}",
+        elapsed.as_secs_f64(),
+        w.down_tracks_receiving,
+        w.down_tracks_expected,
+        w.forwarded_packets_per_s,
+        w.loss_pct,
+        fmt_pct(w.server_cpu_pct),
+        fmt_pct(w.harness_cpu_pct),
+        fmt_pct(w.others_cpu_pct),
+    );
+    let mut err = std::io::stderr().lock();
+    if tty {
+        let _ = write!(err, "\r{line}\x1b[K");
+    } else {
+        let _ = writeln!(err, "{line}");
+    }
+    let _ = err.flush();
 }
 
 pub fn fmt_pct(p: Option<f64>) -> String {
