@@ -17,7 +17,7 @@ fn fanout(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    for viewers in [1usize, 10, 100] {
+    for (viewers, batch) in [(1usize, 1usize), (10, 1), (100, 1), (100, 8)] {
         let mut net = Net::new();
         let p = net.publisher("pub", "room");
         for _ in 0..viewers {
@@ -27,7 +27,7 @@ fn fanout(c: &mut Criterion) {
         let before = net.sfu.stats().packets_forwarded;
         let mut fed = 0u64;
         group.throughput(criterion::Throughput::Elements(viewers as u64));
-        group.bench_function(format!("{viewers} viewers"), |b| {
+        group.bench_function(format!("{viewers} viewers, {batch} per batch"), |b| {
             b.iter_custom(|iters| {
                 // SRTP refuses replays: every timed datagram is a fresh one from the publisher,
                 // made (untimed) in chunks.
@@ -37,14 +37,14 @@ fn fanout(c: &mut Criterion) {
                     let packets = net.capture_video(p, left.min(500));
                     left -= packets.len().min(left);
                     let start = Instant::now();
-                    for (source, destination, bytes) in &packets {
+                    for chunk in packets.chunks(batch) {
                         let now = net.now;
-                        let d = Datagram {
+                        let datagrams = chunk.iter().map(|(source, destination, bytes)| Datagram {
                             source: *source,
                             destination: *destination,
                             contents: bytes,
-                        };
-                        net.sfu.handle_datagram(now, d);
+                        });
+                        net.sfu.handle_datagrams(now, datagrams);
                         while net.sfu.poll_transmit().is_some() {}
                     }
                     timed += start.elapsed();

@@ -78,6 +78,8 @@ pub struct Participant {
     pub(crate) pending_offer: Option<PendingOffer>,
     /// The data channel messages are relayed on.
     pub(crate) channel: Option<ChannelId>,
+    /// Packets were written to this subscriber since it was last driven.
+    pub(crate) written: bool,
     /// Set when the participant must be removed after the current step.
     pub(crate) dead: Option<LeaveReason>,
 }
@@ -139,6 +141,7 @@ impl Participant {
             keyframe_due: None,
             backlog_due: None,
             pending_offer: None,
+            written: false,
             channel: None,
             dead: None,
         }

@@ -218,12 +218,9 @@ impl Sfu {
             match s.forward(mid, &packet, now) {
                 Forwarded::Written => {
                     self.stats.packets_forwarded += 1;
-                    s.drive(now, &mut self.transmits, &mut self.internal);
-                    if let Some(reason) = s.dead {
-                        self.doomed.push((sid, reason));
-                    } else {
-                        let at = s.next_deadline(&self.config);
-                        self.timers.schedule(sid, at, &mut s.scheduled);
+                    // Driven once the whole batch is written (Sfu::drive_written).
+                    if !std::mem::replace(&mut s.written, true) {
+                        self.written.push(sid);
                     }
                 }
                 Forwarded::WaitingForKeyframe => needs_keyframe = true,

@@ -86,6 +86,8 @@ pub struct Sfu {
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) internal: VecDeque<Internal>,
+    /// Subscribers written to since they were last driven (see [`Sfu::handle_datagrams`]).
+    pub(crate) written: Vec<ParticipantId>,
     /// Participants to remove once the current step is done.
     pub(crate) doomed: Vec<(ParticipantId, LeaveReason)>,
     pub(crate) stats: SfuStats,
@@ -104,6 +106,7 @@ impl Sfu {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             internal: VecDeque::new(),
+            written: Vec::new(),
             doomed: Vec::new(),
             stats: SfuStats::default(),
         }
@@ -274,6 +277,25 @@ impl Sfu {
     /// Feeds one received datagram. Datagrams that belong to no participant, or that str0m
     /// cannot parse, are counted and dropped.
     pub fn handle_datagram(&mut self, now: Instant, d: Datagram<'_>) {
+        self.handle_datagrams(now, [d]);
+    }
+
+    /// Feeds datagrams that were read together (one `recvmmsg`). Each goes to its participant
+    /// at once; the packets they carry are then written to every subscriber, and each
+    /// subscriber's `Rtc` is driven once for all of them, which shares str0m's per-drive cost
+    /// (a full timeout pass) across the batch when the server is busy.
+    pub fn handle_datagrams<'a>(
+        &mut self,
+        now: Instant,
+        datagrams: impl IntoIterator<Item = Datagram<'a>>,
+    ) {
+        for d in datagrams {
+            self.receive(now, d);
+        }
+        self.process_pending(now);
+    }
+
+    fn receive(&mut self, now: Instant, d: Datagram<'_>) {
         let Some(id) = self.demux.route(d.source, d.contents) else {
             self.stats.datagrams_unrouted += 1;
             debug!(source = %d.source, len = d.contents.len(), "datagram for no participant");
@@ -310,13 +332,11 @@ impl Sfu {
                 warn!(participant = %id, "str0m panicked on a datagram; dropping the peer");
                 p.dead = Some(LeaveReason::Failed);
                 self.after_drive(id);
-                self.process_pending(now);
                 return;
             }
         }
         p.drive(now, &mut self.transmits, &mut self.internal);
         self.after_drive(id);
-        self.process_pending(now);
     }
 
     /// Advances time: runs every participant whose deadline has come.
@@ -422,6 +442,17 @@ impl Sfu {
         self.reschedule(id);
     }
 
+    /// Drives every subscriber that had packets written since its last drive, once.
+    fn drive_written(&mut self, now: Instant) {
+        for id in std::mem::take(&mut self.written) {
+            if let Some(p) = self.participants.get_mut(&id) {
+                p.written = false;
+                p.drive(now, &mut self.transmits, &mut self.internal);
+                self.after_drive(id);
+            }
+        }
+    }
+
     fn reschedule(&mut self, id: ParticipantId) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
@@ -479,6 +510,10 @@ impl Sfu {
                         }
                     }
                 }
+            }
+            if !self.written.is_empty() {
+                self.drive_written(now);
+                continue;
             }
             let Some((id, reason)) = self.doomed.pop() else {
                 break;

@@ -163,10 +163,10 @@ async fn run(
         tokio::select! {
             r = udp::recv(&socket, &mut batch) => match r {
                 Ok(_) => {
-                    let now = Instant::now();
-                    for (source, contents) in batch.datagrams() {
-                        sfu.handle_datagram(now, Datagram { source, destination: advertised, contents });
-                    }
+                    let datagrams = batch
+                        .datagrams()
+                        .map(|(source, contents)| Datagram { source, destination: advertised, contents });
+                    sfu.handle_datagrams(Instant::now(), datagrams);
                 }
                 // ICMP errors surface here on some systems: not fatal.
                 Err(e) => debug!("udp recv: {e}"),

@@ -493,15 +493,13 @@ impl Net {
             }
             self.now = next.max(self.now);
 
+            // Everything due now: the SFU gets its datagrams as one batch (as from recvmmsg),
+            // peers one by one.
+            let mut to_sfu = Vec::new();
             while self.wire.front().is_some_and(|(t, ..)| *t <= self.now) {
                 let (_, from, to, bytes) = self.wire.pop_front().unwrap();
                 if to == self.sfu_addr {
-                    let d = Datagram {
-                        source: from,
-                        destination: to,
-                        contents: &bytes,
-                    };
-                    self.sfu.handle_datagram(self.now, d);
+                    to_sfu.push((from, to, bytes));
                 } else if let Some(i) = self.peers.iter().position(|p| p.addr == to && !p.unplugged)
                 {
                     let input = Input::Receive(
@@ -516,8 +514,16 @@ impl Net {
                     self.peers[i].rtc.handle_input(input).unwrap();
                     self.pump(i);
                 }
-                self.drain_sfu();
             }
+            if !to_sfu.is_empty() {
+                let batch = to_sfu.iter().map(|(from, to, bytes)| Datagram {
+                    source: *from,
+                    destination: *to,
+                    contents: bytes,
+                });
+                self.sfu.handle_datagrams(self.now, batch);
+            }
+            self.drain_sfu();
             if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
                 self.sfu.handle_timeout(self.now);
             }
