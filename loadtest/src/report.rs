@@ -147,29 +147,34 @@ impl BroadcastReport {
             self.media.codec
         );
         print_window(&self.window);
-        let row = |k: &str, v: String| println!("  {k:<34} {v}");
-        row(
-            "joins ok / attempted",
-            format!(
-                "{} / {}",
-                self.joins.attempted - self.joins.failed,
-                self.joins.attempted
-            ),
-        );
-        row(
-            "join time (POST→first media) p50/p95",
-            format!(
-                "{:.0} / {:.0} ms (max {:.0})",
-                self.joins.join_ms.p50, self.joins.join_ms.p95, self.joins.join_ms.max
-            ),
-        );
+        print_joins(&self.joins, "POST");
         print_memory(&self.memory);
         if let Some(r) = self.ratio_to_floor {
-            row("µs per forwarded packet / floor", format!("{r:.1}×"));
+            println!("  {:<34} {r:.1}×", "µs per forwarded packet / floor");
         }
-        for e in &self.joins.first_errors {
-            println!("  join error: {e}");
-        }
+        print_join_errors(&self.joins);
+    }
+}
+
+/// Joins that worked, and the join time from `start` (POST or join message) to first media.
+pub fn print_joins(j: &Joins, start: &str) {
+    let row = |k: String, v: String| println!("  {k:<34} {v}");
+    row(
+        "joins ok / attempted".into(),
+        format!("{} / {}", j.attempted - j.failed, j.attempted),
+    );
+    row(
+        format!("join time ({start}→first media) p50/p95"),
+        format!(
+            "{:.0} / {:.0} ms (max {:.0}, {} samples)",
+            j.join_ms.p50, j.join_ms.p95, j.join_ms.max, j.join_ms.samples
+        ),
+    );
+}
+
+pub fn print_join_errors(j: &Joins) {
+    for e in &j.first_errors {
+        println!("  join error: {e}");
     }
 }
 

@@ -264,33 +264,14 @@ impl MeetingReport {
             "  (\"publisher\" = all participants together, \"viewer\" = participant, expected = sent × (room size − 1))"
         );
         print_window(&self.window);
+        crate::report::print_joins(&self.joins, "join");
         let row = |k: &str, v: String| println!("  {k:<34} {v}");
-        row(
-            "joins ok / attempted",
-            format!(
-                "{} / {}",
-                self.joins.attempted - self.joins.failed,
-                self.joins.attempted
-            ),
-        );
-        row(
-            "join time (join→first media) p50/p95",
-            format!(
-                "{:.0} / {:.0} ms (max {:.0}, {} samples)",
-                self.joins.join_ms.p50,
-                self.joins.join_ms.p95,
-                self.joins.join_ms.max,
-                self.joins.join_ms.samples
-            ),
-        );
         row(
             "server offers answered / errors",
             format!("{} / {}", self.server_offers, self.signaling_errors),
         );
         crate::report::print_memory(&self.memory);
-        for e in &self.joins.first_errors {
-            println!("  join error: {e}");
-        }
+        crate::report::print_join_errors(&self.joins);
     }
 }
 
