@@ -195,7 +195,10 @@ impl Participant {
             // Media starts when the subscriber connects (with a keyframe), not into a queue.
             return Forwarded::Dropped;
         }
-        let Some(sub) = self.subscriptions.iter_mut().find(|s| s.mid == mid) else {
+        let Some(i) = self.subscriptions.iter().position(|s| s.mid == mid) else {
+            return Forwarded::Dropped;
+        };
+        let Some(sub) = self.subscriptions.get_mut(i) else {
             return Forwarded::Dropped;
         };
         if !sub.backlog.is_empty() {
@@ -208,7 +211,7 @@ impl Participant {
             sub.backlog.push_back(p.clone());
             return Forwarded::Queued;
         }
-        self.write(mid, p, now)
+        self.write(i, p, now)
     }
 
     /// Queues packets (a replayed GOP) ahead of live ones; they leave at the catch-up pace.
@@ -227,14 +230,14 @@ impl Participant {
         let mut written = 0;
         for i in 0..self.subscriptions.len() {
             for _ in 0..BACKLOG_BURST {
-                let Some(sub) = self.subscriptions.get_mut(i) else {
+                let Some(p) = self
+                    .subscriptions
+                    .get_mut(i)
+                    .and_then(|s| s.backlog.pop_front())
+                else {
                     break;
                 };
-                let mid = sub.mid;
-                let Some(p) = sub.backlog.pop_front() else {
-                    break;
-                };
-                if self.write(mid, &p, now) == Forwarded::Written {
+                if self.write(i, &p, now) == Forwarded::Written {
                     written += 1;
                 }
             }
@@ -245,11 +248,12 @@ impl Participant {
         written
     }
 
-    /// Rewrites one packet for this subscriber and hands it to str0m.
-    fn write(&mut self, mid: Mid, p: &Packet, now: Instant) -> Forwarded {
-        let Some(sub) = self.subscriptions.iter_mut().find(|s| s.mid == mid) else {
+    /// Rewrites one packet for subscription `i` and hands it to str0m.
+    fn write(&mut self, i: usize, p: &Packet, now: Instant) -> Forwarded {
+        let Some(sub) = self.subscriptions.get_mut(i) else {
             return Forwarded::Dropped;
         };
+        let mid = sub.mid;
         let Some(pt) = sub.map_pt(p.pt) else {
             return if std::mem::replace(&mut sub.codec_mismatch, true) {
                 Forwarded::Dropped
