@@ -26,6 +26,10 @@ pub enum CoreError {
     /// An answer arrived with no server offer outstanding, or did not fit the offer.
     #[error("answer rejected: {0}")]
     AnswerRejected(String),
+    /// The media engine failed on this peer's input (a panic inside str0m, contained): the
+    /// peer is dropped, everyone else is unaffected.
+    #[error("the media engine failed in {0}; this session was dropped")]
+    PeerFailed(&'static str),
     /// The server is at its configured participant limit.
     #[error("server full ({0} participants)")]
     Full(usize),

@@ -58,7 +58,9 @@
 
 mod codec;
 mod config;
+mod contain;
 mod demux;
+mod dtls;
 mod error;
 mod event;
 mod ids;

@@ -8,9 +8,10 @@ use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid};
 use tracing::debug;
 
+use crate::contain::contained;
 use crate::participant::Role;
 use crate::subscription::Subscription;
-use crate::{CoreError, Event, ParticipantId, Sfu, TrackId, sdp};
+use crate::{CoreError, Event, LeaveReason, ParticipantId, Sfu, TrackId, sdp};
 
 /// A server offer waiting for the member's answer.
 #[derive(Debug)]
@@ -23,7 +24,7 @@ pub(crate) struct PendingOffer {
 impl Sfu {
     /// Offers a member the tracks it should receive but does not, and stops the sections
     /// whose track is gone — if it is connected and no other offer is outstanding.
-    pub(crate) fn negotiate(&mut self, _now: Instant, id: ParticipantId) {
+    pub(crate) fn negotiate(&mut self, now: Instant, id: ParticipantId) {
         let Some(p) = self.participants.get(&id) else {
             return;
         };
@@ -61,23 +62,33 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
-        let mut api = p.rtc.sdp_api();
-        let mut adding = Vec::new();
-        for (track, kind, stream) in wanted {
-            let mid = api.add_media(
-                kind,
-                Direction::SendOnly,
-                Some(stream),
-                Some(track.to_string()),
-                None,
-            );
-            adding.push((mid, kind, track));
-        }
-        for mid in &stopping {
-            api.stop_media(*mid);
-        }
-        let Some((offer, pending)) = api.apply() else {
-            return;
+        let offered = contained("making a server offer", || {
+            let mut api = p.rtc.sdp_api();
+            let mut adding = Vec::new();
+            for (track, kind, stream) in wanted {
+                let mid = api.add_media(
+                    kind,
+                    Direction::SendOnly,
+                    Some(stream),
+                    Some(track.to_string()),
+                    None,
+                );
+                adding.push((mid, kind, track));
+            }
+            for mid in &stopping {
+                api.stop_media(*mid);
+            }
+            api.apply()
+                .map(|(offer, pending)| (offer.to_sdp_string(), pending, adding))
+        });
+        let (offer, pending, adding) = match offered {
+            Ok(Some(o)) => o,
+            Ok(None) => return,
+            Err(_) => {
+                p.dead = Some(LeaveReason::Failed);
+                self.after_drive(id);
+                return;
+            }
         };
         debug!(participant = %id, adding = adding.len(), stopping = stopping.len(), "server offer");
         p.subscriptions.retain(|s| !stopping.contains(&s.mid));
@@ -88,9 +99,9 @@ impl Sfu {
         });
         self.events.push_back(Event::Offer {
             participant: id,
-            sdp: offer.to_sdp_string(),
+            sdp: sdp::finish_local(offer, sdp::Local::Offer),
         });
-        p.drive(_now, &mut self.transmits, &mut self.internal);
+        p.drive(now, &mut self.transmits, &mut self.internal);
         self.after_drive(id);
     }
 
@@ -102,26 +113,31 @@ impl Sfu {
         id: ParticipantId,
         answer: &str,
     ) -> Result<(), CoreError> {
+        let parsed = contained("parsing an answer", || SdpAnswer::from_sdp_string(answer))?
+            .map_err(|e| CoreError::MalformedSdp(e.to_string()))?;
+        let pending = self
+            .participants
+            .get_mut(&id)
+            .ok_or(CoreError::UnknownParticipant(id))?
+            .pending_offer
+            .take()
+            .ok_or_else(|| CoreError::AnswerRejected("no server offer is outstanding".into()))?;
+        let stopping = pending.stopping;
+        let adding = pending.adding;
+        self.with_peer(now, id, "accepting an answer", |p| {
+            p.rtc.sdp_api().accept_answer(pending.offer, parsed)
+        })?
+        .map_err(|e| CoreError::AnswerRejected(e.to_string()))?;
         let p = self
             .participants
             .get_mut(&id)
             .ok_or(CoreError::UnknownParticipant(id))?;
-        let parsed = SdpAnswer::from_sdp_string(answer)
-            .map_err(|e| CoreError::MalformedSdp(e.to_string()))?;
-        let pending = p
-            .pending_offer
-            .take()
-            .ok_or_else(|| CoreError::AnswerRejected("no server offer is outstanding".into()))?;
-        p.rtc
-            .sdp_api()
-            .accept_answer(pending.offer, parsed)
-            .map_err(|e| CoreError::AnswerRejected(e.to_string()))?;
-        debug!(participant = %id, stopped = pending.stopping.len(), "answer accepted");
-        for (mid, kind, _) in &pending.adding {
+        debug!(participant = %id, stopped = stopping.len(), "answer accepted");
+        for (mid, kind, _) in &adding {
             p.subscriptions.push(Subscription::new(*mid, *kind));
         }
         p.drive(now, &mut self.transmits, &mut self.internal);
-        for (mid, _, track) in pending.adding {
+        for (mid, _, track) in adding {
             if self.tracks.contains_key(&track) {
                 self.attach(now, id, mid, track);
             }
@@ -139,15 +155,15 @@ impl Sfu {
         id: ParticipantId,
         candidate: &str,
     ) -> Result<(), CoreError> {
-        let p = self
-            .participants
-            .get_mut(&id)
-            .ok_or(CoreError::UnknownParticipant(id))?;
         let Some(c) = sdp::parse_candidate(candidate)? else {
             return Ok(());
         };
-        p.rtc.add_remote_candidate(c);
-        p.drive(now, &mut self.transmits, &mut self.internal);
+        self.with_peer(now, id, "adding a candidate", |p| {
+            p.rtc.add_remote_candidate(c)
+        })?;
+        if let Some(p) = self.participants.get_mut(&id) {
+            p.drive(now, &mut self.transmits, &mut self.internal);
+        }
         self.after_drive(id);
         self.process_pending(now);
         Ok(())
@@ -156,16 +172,16 @@ impl Sfu {
     /// Sends a data channel message to one participant. Returns false when it has no open
     /// channel or the channel's buffer is full (the message is dropped, never queued forever).
     pub fn send_message(&mut self, now: Instant, to: ParticipantId, data: &[u8]) -> bool {
+        let sent = self.with_peer(now, to, "writing to a data channel", |p| {
+            let channel = p.channel?;
+            p.rtc.channel(channel)?.write(false, data).ok()
+        });
         let Some(p) = self.participants.get_mut(&to) else {
             return false;
         };
-        let Some(mut channel) = p.channel.and_then(|c| p.rtc.channel(c)) else {
-            return false;
-        };
-        let sent = channel.write(false, data).unwrap_or(false);
         p.drive(now, &mut self.transmits, &mut self.internal);
         self.after_drive(to);
         self.process_pending(now);
-        sent
+        sent.ok().flatten().unwrap_or(false)
     }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use str0m::channel::ChannelId;
@@ -12,6 +11,7 @@ use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, warn};
 
+use crate::contain::contained;
 use crate::negotiation::PendingOffer;
 use crate::subscription::Subscription;
 use crate::track::Packet;
@@ -182,9 +182,13 @@ impl Participant {
 
     /// Feeds a timeout to str0m.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
-            warn!(participant = %self.id, "timeout input failed: {e}");
-            self.dead = Some(LeaveReason::Failed);
+        match contained("a timer", || self.rtc.handle_input(Input::Timeout(now))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(participant = %self.id, "timeout input failed: {e}");
+                self.dead = Some(LeaveReason::Failed);
+            }
+            Err(_) => self.dead = Some(LeaveReason::Failed),
         }
     }
 
@@ -273,17 +277,26 @@ impl Participant {
             };
         };
         let video = sub.kind == MediaKind::Video;
-        let mut api = self.rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
-            return Forwarded::Dropped;
-        };
-        tx.write_rtp(
-            RtpWrite::new(pt, out.seq.into(), out.ts, p.arrival, p.payload.clone())
-                .marker(p.marker)
-                .ext_vals(p.ext.clone())
-                .nackable(video),
-        );
-        Forwarded::Written
+        let rtc = &mut self.rtc;
+        let written = contained("writing RTP", || {
+            let mut api = rtc.direct_api();
+            let tx = api.stream_tx_by_mid(mid, None)?;
+            tx.write_rtp(
+                RtpWrite::new(pt, out.seq.into(), out.ts, p.arrival, p.payload.clone())
+                    .marker(p.marker)
+                    .ext_vals(p.ext.clone())
+                    .nackable(video),
+            );
+            Some(())
+        });
+        match written {
+            Ok(Some(())) => Forwarded::Written,
+            Ok(None) => Forwarded::Dropped,
+            Err(_) => {
+                self.dead = Some(LeaveReason::Failed);
+                Forwarded::Dropped
+            }
+        }
     }
 
     /// Drains str0m until it asks for a future timeout: transmits go to `transmits`, events
@@ -297,7 +310,7 @@ impl Participant {
     ) {
         let mut immediate = 0;
         loop {
-            let output = match catch_unwind(AssertUnwindSafe(|| self.rtc.poll_output())) {
+            let output = match contained("polling output", || self.rtc.poll_output()) {
                 Ok(Ok(o)) => o,
                 Ok(Err(e)) => {
                     warn!(participant = %self.id, "poll_output failed: {e}");
@@ -305,7 +318,6 @@ impl Participant {
                     return;
                 }
                 Err(_) => {
-                    warn!(participant = %self.id, "str0m panicked; dropping the peer");
                     self.dead = Some(LeaveReason::Failed);
                     return;
                 }

@@ -3,14 +3,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::config::DtlsCert;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Candidate, IceCreds, Input, Rtc};
 use tracing::{debug, info, warn};
 
+use crate::contain::contained;
 use crate::participant::{Internal, Participant, Role};
 use crate::room::{Room, valid_room_name};
 use crate::timers::Timers;
@@ -91,6 +93,8 @@ pub struct Sfu {
     /// Participants to remove once the current step is done.
     pub(crate) doomed: Vec<(ParticipantId, LeaveReason)>,
     pub(crate) stats: SfuStats,
+    /// The one DTLS certificate every peer connection presents.
+    dtls_cert: Option<DtlsCert>,
 }
 
 impl Sfu {
@@ -109,6 +113,7 @@ impl Sfu {
             written: Vec::new(),
             doomed: Vec::new(),
             stats: SfuStats::default(),
+            dtls_cert: crate::dtls::certificate(),
         }
     }
 
@@ -156,21 +161,17 @@ impl Sfu {
             return Err(CoreError::Full(self.participants.len()));
         }
         let parsed = sdp::parse_offer(offer)?;
-        let mut rtc = codec::configure(Rtc::builder().set_rtp_mode(true)).build(now);
-        for addr in &self.config.candidates {
-            let candidate = Candidate::host(*addr, "udp")
-                .map_err(|e| CoreError::OfferRejected(format!("local candidate {addr}: {e}")))?;
-            rtc.add_local_candidate(candidate);
-        }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(parsed)
-            .map_err(|e| CoreError::OfferRejected(e.to_string()))?;
-        let ice_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let (mut rtc, answer) = contained("accepting an offer", || self.accept(now, parsed))??;
+        let ice_ufrag = contained("reading ICE credentials", || {
+            rtc.direct_api().local_ice_credentials().ufrag
+        })?;
 
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
         let label = label.map_or_else(|| id.to_string(), str::to_owned);
+        // The stream id of what the server sends this participant (WHEP: whichever publisher
+        // is behind it; members get per-publisher streams in server offers).
+        let stream = label.clone();
         let mut p = Participant::new(
             id,
             room.to_owned(),
@@ -185,6 +186,10 @@ impl Sfu {
         // Accepting the offer declared the media: check it before admitting the participant.
         let sections = media_sections(&p.rtc, offer);
         check_usable_media(&p, role, &sections)?;
+        // str0m's ICE agent sends no check before its first timeout, and nothing would
+        // schedule one for a peer that only receives: start it now, so that huddle checks the
+        // peer's candidates at once whatever its role (a full ICE agent checks both ways).
+        p.handle_timeout(now);
         let mut transmits = VecDeque::new();
         p.drive(now, &mut transmits, &mut self.internal);
 
@@ -210,9 +215,36 @@ impl Sfu {
         self.process_pending(now);
         Ok(Answer {
             participant: id,
-            sdp: sdp::finish_answer(answer.to_sdp_string(), offer),
+            sdp: sdp::finish_local(
+                answer.to_sdp_string(),
+                sdp::Local::Answer {
+                    offer,
+                    stream: &stream,
+                },
+            ),
             ice_ufrag,
         })
+    }
+
+    /// A new `Rtc` with the server's candidates and certificate that accepted `offer`.
+    fn accept(&self, now: Instant, offer: SdpOffer) -> Result<(Rtc, SdpAnswer), CoreError> {
+        let mut builder = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_crypto_provider(crate::dtls::crypto_provider());
+        if let Some(cert) = &self.dtls_cert {
+            builder = builder.set_dtls_cert(cert.clone());
+        }
+        let mut rtc = codec::configure(builder).build(now);
+        for addr in &self.config.candidates {
+            let candidate = Candidate::host(*addr, "udp")
+                .map_err(|e| CoreError::OfferRejected(format!("local candidate {addr}: {e}")))?;
+            rtc.add_local_candidate(candidate);
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| CoreError::OfferRejected(e.to_string()))?;
+        Ok((rtc, answer))
     }
 
     /// Applies an `application/trickle-ice-sdpfrag` body: adds trickled candidates, or restarts
@@ -228,40 +260,72 @@ impl Sfu {
             .participants
             .get_mut(&id)
             .ok_or(CoreError::UnknownParticipant(id))?;
-        let restart = match &frag.ufrag {
-            Some(new) => p.remote_ufrag.as_deref() != Some(new.as_str()),
-            None => false,
-        };
-        let mut outcome = IceRestart::Trickled;
-        if restart {
-            let (Some(ufrag), Some(pass)) = (frag.ufrag.clone(), frag.pwd.clone()) else {
+        let restart = match (&frag.ufrag, &frag.pwd) {
+            (Some(ufrag), _) if p.remote_ufrag.as_deref() == Some(ufrag.as_str()) => None,
+            (Some(ufrag), Some(pass)) => Some(IceCreds {
+                ufrag: ufrag.clone(),
+                pass: pass.clone(),
+            }),
+            (Some(_), None) => {
                 return Err(CoreError::MalformedSdp(
                     "ICE restart needs a=ice-ufrag and a=ice-pwd".into(),
                 ));
-            };
-            let local = IceCreds::new();
-            let mut api = p.rtc.direct_api();
-            api.set_remote_ice_credentials(IceCreds {
-                ufrag: ufrag.clone(),
-                pass,
-            });
-            api.set_local_ice_credentials(local.clone());
+            }
+            (None, _) => None,
+        };
+        let local = restart.as_ref().map(|_| IceCreds::new());
+        let (remote, new_local) = (restart.clone(), local.clone());
+        self.with_peer(now, id, "applying a trickle fragment", move |p| {
+            if let (Some(remote), Some(local)) = (remote, new_local) {
+                let mut api = p.rtc.direct_api();
+                api.set_remote_ice_credentials(remote);
+                api.set_local_ice_credentials(local);
+            }
+            for c in frag.candidates {
+                p.rtc.add_remote_candidate(c);
+            }
+        })?;
+        let mut outcome = IceRestart::Trickled;
+        if let (Some(remote), Some(local), Some(p)) =
+            (restart, local, self.participants.get_mut(&id))
+        {
             self.demux.remove_ufrag(&p.ufrag, id);
             self.demux.add_ufrag(&local.ufrag, id);
             p.ufrag = local.ufrag.clone();
-            p.remote_ufrag = Some(ufrag);
+            p.remote_ufrag = Some(remote.ufrag);
             outcome = IceRestart::Restarted {
                 fragment: restart_fragment(&local, frag.mid.as_deref(), &self.config.candidates),
                 ice_ufrag: local.ufrag,
             };
         }
-        for c in frag.candidates {
-            p.rtc.add_remote_candidate(c);
+        if let Some(p) = self.participants.get_mut(&id) {
+            p.drive(now, &mut self.transmits, &mut self.internal);
         }
-        p.drive(now, &mut self.transmits, &mut self.internal);
         self.after_drive(id);
         self.process_pending(now);
         Ok(outcome)
+    }
+
+    /// Runs `f`, str0m calls on participant `id`'s client data, contained: should str0m
+    /// panic, that participant alone is dropped and the caller gets the error.
+    pub(crate) fn with_peer<T>(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        what: &'static str,
+        f: impl FnOnce(&mut Participant) -> T,
+    ) -> Result<T, CoreError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(CoreError::UnknownParticipant(id))?;
+        let out = contained(what, || f(p));
+        if out.is_err() {
+            p.dead = Some(LeaveReason::Failed);
+            self.after_drive(id);
+            self.process_pending(now);
+        }
+        out
     }
 
     /// Removes a participant at its own request (WHIP/WHEP `DELETE`): DTLS is closed politely.
@@ -319,9 +383,7 @@ impl Sfu {
                 contents,
             },
         );
-        // str0m promises not to panic on input; should it ever, only this peer is lost (its
-        // Rtc has no threads or locks, so discarding it is safe), never the server.
-        match catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(input))) {
+        match contained("a datagram", || p.rtc.handle_input(input)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 // A bad packet is the peer's problem, not the server's: drop it and go on.
@@ -329,7 +391,6 @@ impl Sfu {
                 debug!(participant = %id, "input rejected: {e}");
             }
             Err(_) => {
-                warn!(participant = %id, "str0m panicked on a datagram; dropping the peer");
                 p.dead = Some(LeaveReason::Failed);
                 self.after_drive(id);
                 return;
@@ -562,7 +623,7 @@ impl Sfu {
         };
         if reason == LeaveReason::Requested {
             // Say goodbye (RTCP BYE, DTLS close_notify) while the peer still listens.
-            if p.rtc.close().is_ok() {
+            if contained("closing", || p.rtc.close()).is_ok_and(|r| r.is_ok()) {
                 let mut ignored = VecDeque::new();
                 p.drive(now, &mut self.transmits, &mut ignored);
             }

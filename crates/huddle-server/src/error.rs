@@ -16,12 +16,15 @@ pub enum ApiError {
     UnknownSession,
     #[error("missing bearer token")]
     Unauthorized,
-    #[error("token does not grant this endpoint")]
-    Forbidden,
+    /// A token was presented but is not valid (RFC 6750 `invalid_token`).
+    #[error("invalid bearer token")]
+    InvalidToken,
     #[error("If-Match does not match the session's ETag")]
     PreconditionFailed,
     #[error("media loop is not running")]
     Unavailable,
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 impl ApiError {
@@ -36,14 +39,14 @@ impl ApiError {
                 | CoreError::InvalidRoomName => StatusCode::BAD_REQUEST,
                 CoreError::UnknownParticipant(_) => StatusCode::NOT_FOUND,
                 CoreError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+                CoreError::PeerFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::UnsupportedMediaType(..) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotUtf8 => StatusCode::BAD_REQUEST,
             ApiError::UnknownSession => StatusCode::NOT_FOUND,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -51,6 +54,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let challenge = match self {
+            // RFC 6750 §3: a request without credentials gets the bare challenge.
+            ApiError::InvalidToken => "Bearer error=\"invalid_token\"",
+            _ => "Bearer",
+        };
         if status.is_server_error() {
             tracing::warn!("{status}: {self}");
         } else {
@@ -60,7 +68,10 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         match status {
             StatusCode::UNAUTHORIZED => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

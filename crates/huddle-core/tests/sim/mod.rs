@@ -220,19 +220,36 @@ impl Net {
 
     /// A publisher with VP8 video (and Opus audio).
     pub fn publisher(&mut self, name: &'static str, room: &str) -> usize {
-        self.sender(name, room, false)
+        self.sender(name, room, false, |o| o)
+    }
+
+    /// A publisher whose offer is edited before the SFU sees it.
+    pub fn publisher_with(
+        &mut self,
+        name: &'static str,
+        room: &str,
+        edit: impl Fn(String) -> String,
+    ) -> usize {
+        self.sender(name, room, false, edit)
     }
 
     /// A room member: publishes VP8 + Opus and a data channel, receives the others through
     /// server offers (answered automatically in [`Net::run`]).
     pub fn member(&mut self, name: &'static str, room: &str) -> usize {
-        self.sender(name, room, true)
+        self.sender(name, room, true, |o| o)
     }
 
-    fn sender(&mut self, name: &'static str, room: &str, member: bool) -> usize {
+    fn sender(
+        &mut self,
+        name: &'static str,
+        room: &str,
+        member: bool,
+        edit: impl Fn(String) -> String,
+    ) -> usize {
         let i = self.add_peer(name);
         self.peers[i].wants_channel = member;
         let (offer, pending) = self.offer(i, Direction::SendOnly, true, true);
+        let offer = edit(offer);
         let answer = if member {
             self.sfu.member(self.now, room, name, &offer).unwrap()
         } else {
