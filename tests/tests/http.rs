@@ -351,14 +351,51 @@ async fn whep_before_any_publisher_is_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn healthz_is_200() {
+async fn healthz_and_readyz_are_200_without_a_token() {
     let server = start(Some(TOKEN)).await;
-    let response = client()
-        .get(format!("{}/healthz", server.base_url()))
+    for path in ["healthz", "readyz"] {
+        let response = client()
+            .get(format!("{}/{path}", server.base_url()))
+            .send()
+            .await
+            .unwrap();
+        expect_status(response, StatusCode::OK).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_list_every_series_from_the_start() {
+    let server = start(None).await;
+    let body = client()
+        .get(format!("{}/metrics", server.base_url()))
         .send()
         .await
+        .unwrap()
+        .text()
+        .await
         .unwrap();
-    expect_status(response, StatusCode::OK).await;
+    for name in [
+        "huddle_rooms",
+        "huddle_participants",
+        "huddle_tracks",
+        "huddle_subscriptions",
+        "huddle_http_sessions",
+        "huddle_packets_received_total",
+        "huddle_packets_forwarded_total",
+        "huddle_keyframe_requests_sent_total",
+        "huddle_datagrams_unrouted_total",
+        "huddle_datagrams_malformed_total",
+    ] {
+        assert!(
+            body.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name} missing from /metrics:\n{body}"
+        );
+        assert!(
+            body.contains(&format!("# HELP {name} ")),
+            "{name} has no help"
+        );
+    }
     server.shutdown().await;
 }
 
@@ -616,11 +653,16 @@ async fn whip_and_whep_posts_need_the_token() {
         )
         .await;
         assert_eq!(header(&h, "www-authenticate"), Some("Bearer"), "{url}");
-        expect_status(
+        let (h, _) = expect_status(
             post(&url, SDP, offer(), Some("wrong")).await,
-            StatusCode::FORBIDDEN,
+            StatusCode::UNAUTHORIZED,
         )
         .await;
+        assert_eq!(
+            header(&h, "www-authenticate"),
+            Some("Bearer error=\"invalid_token\""),
+            "{url}"
+        );
         expect_status(
             post(&url, SDP, offer(), Some(TOKEN)).await,
             StatusCode::CREATED,
@@ -644,11 +686,15 @@ async fn session_patch_and_delete_need_the_token() {
     assert_eq!(header(&h, "www-authenticate"), Some("Bearer"));
     expect_status(
         patch(&s.url, SDPFRAG, TRICKLE, Some("wrong"), None).await,
-        StatusCode::FORBIDDEN,
+        StatusCode::UNAUTHORIZED,
     )
     .await;
     expect_status(delete(&s.url, None).await, StatusCode::UNAUTHORIZED).await;
-    expect_status(delete(&s.url, Some("wrong")).await, StatusCode::FORBIDDEN).await;
+    expect_status(
+        delete(&s.url, Some("wrong")).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     assert_eq!(
         server.sessions(),
         1,

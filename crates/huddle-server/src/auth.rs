@@ -29,7 +29,9 @@ pub fn authorize(
         .or(query_token);
     match presented {
         None => Err(ApiError::Unauthorized),
-        Some(t) if !constant_time_eq(t.as_bytes(), expected.as_bytes()) => Err(ApiError::Forbidden),
+        Some(t) if !constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
+            Err(ApiError::InvalidToken)
+        }
         Some(_) => Ok(()),
     }
 }

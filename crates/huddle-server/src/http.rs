@@ -28,6 +28,7 @@ pub struct AppState {
     pub media: MediaHandle,
     pub sessions: Sessions,
     pub registry: crate::signaling::Registry,
+    pub health: crate::health::Health,
     pub token: Option<String>,
 }
 
@@ -72,7 +73,8 @@ pub fn router(state: AppState) -> Router {
         ))
         // Authorized in the handler: browsers cannot send headers on a WebSocket.
         .route("/rooms/{room}/ws", get(crate::signaling::ws::upgrade))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(crate::health::readyz))
         .route("/metrics", get(prometheus))
         .merge(crate::page::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -189,6 +191,11 @@ async fn create(
     body: Bytes,
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
+    match state.health.phase() {
+        crate::health::Phase::Ready => {}
+        crate::health::Phase::Failed => return Err(ApiError::Unavailable),
+        _ => return Err(ApiError::ShuttingDown),
+    }
     require_type(&headers, SDP)?;
     let offer = String::from_utf8(body.to_vec()).map_err(|_| ApiError::NotUtf8)?;
     let answer = match endpoint {

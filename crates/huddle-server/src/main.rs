@@ -49,10 +49,40 @@ async fn main() -> std::process::ExitCode {
         ),
     }
     println!("  health: {}/healthz", server.base_url());
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("huddle: cannot wait for Ctrl-C: {e}");
+    match server.run_until(stop_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("huddle: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM (what `docker stop` and systemd send).
+async fn stop_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            eprintln!("huddle: cannot wait for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                eprintln!("huddle: cannot wait for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
     println!("huddle: shutting down");
-    server.shutdown().await;
-    std::process::ExitCode::SUCCESS
 }

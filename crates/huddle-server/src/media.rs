@@ -153,6 +153,8 @@ async fn run(
     let mut outgoing = Vec::new();
     let mut next_metrics = Instant::now();
     loop {
+        // Tests inject a failure of the loop itself here (feature `failpoints`).
+        fail::fail_point!("media-loop");
         let wake = sfu.poll_timeout();
         let sleep = async {
             match wake {

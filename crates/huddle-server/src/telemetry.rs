@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use huddle_core::SfuStats;
-use metrics::{counter, gauge};
+use metrics::{counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The process-wide recorder (one per process, however many servers it starts).
@@ -18,6 +18,43 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             metrics::set_global_recorder(recorder).ok().map(|()| handle)
         })
         .as_ref()
+}
+
+/// Installs the recorder, describes every series and sets it to zero, so that `/metrics`
+/// lists all of them from the start.
+pub fn install() {
+    if handle().is_none() {
+        return;
+    }
+    describe_gauge!("huddle_rooms", "Rooms with at least one participant");
+    describe_gauge!(
+        "huddle_participants",
+        "Peer connections (publishers, viewers, members)"
+    );
+    describe_gauge!("huddle_tracks", "Published tracks");
+    describe_gauge!("huddle_subscriptions", "Track-to-subscriber forwardings");
+    describe_gauge!("huddle_http_sessions", "Open WHIP/WHEP sessions");
+    describe_counter!(
+        "huddle_packets_received_total",
+        "RTP packets received from publishers"
+    );
+    describe_counter!(
+        "huddle_packets_forwarded_total",
+        "RTP packets written to subscribers"
+    );
+    describe_counter!(
+        "huddle_keyframe_requests_sent_total",
+        "Keyframe requests (PLI) sent to publishers"
+    );
+    describe_counter!(
+        "huddle_datagrams_unrouted_total",
+        "Datagrams that belonged to no participant"
+    );
+    describe_counter!(
+        "huddle_datagrams_malformed_total",
+        "Datagrams a participant's WebRTC stack refused"
+    );
+    publish(&SfuStats::default(), 0);
 }
 
 pub fn publish(s: &SfuStats, sessions: usize) {
