@@ -45,10 +45,49 @@ pub(crate) fn negotiated(rtc: &Rtc, mid: Mid) -> Vec<PayloadParams> {
 
 /// Maps each of the publisher's payload types to the subscriber's for the same codec
 /// (same codec, clock rate and compatible format parameters, as str0m matches them).
-pub(crate) fn pt_map(publisher: &[PayloadParams], subscriber: &[PayloadParams]) -> Vec<(Pt, Pt)> {
+pub(crate) fn pt_map(publisher: &[PayloadParams], subscriber: &[PayloadParams]) -> PtTable<Pt> {
     let subscriber = CodecConfig::new_from_payload_params(subscriber.to_vec());
-    publisher
-        .iter()
-        .filter_map(|p| Some((p.pt(), subscriber.match_params(*p)?.pt())))
-        .collect()
+    let mut map = PtTable::default();
+    for p in publisher {
+        if let Some(s) = subscriber.match_params(*p) {
+            map.set(p.pt(), s.pt());
+        }
+    }
+    map
+}
+
+/// Something per RTP payload type (0–127), found without searching: the forwarding path
+/// looks up a packet's codec and its subscriber's payload type this way.
+#[derive(Clone, Debug)]
+pub(crate) struct PtTable<T: Copy>([Option<T>; 128]);
+
+impl<T: Copy> Default for PtTable<T> {
+    fn default() -> Self {
+        PtTable([None; 128])
+    }
+}
+
+impl<T: Copy> PtTable<T> {
+    pub(crate) fn get(&self, pt: Pt) -> Option<T> {
+        self.0.get(usize::from(*pt)).copied().flatten()
+    }
+
+    pub(crate) fn set(&mut self, pt: Pt, value: T) {
+        if let Some(slot) = self.0.get_mut(usize::from(*pt)) {
+            *slot = Some(value);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+}
+
+/// Codec and clock rate by payload type, for the payload types of `params`.
+pub(crate) fn codec_table(params: &[PayloadParams]) -> PtTable<(Codec, u32)> {
+    let mut table = PtTable::default();
+    for p in params {
+        table.set(p.pt(), (p.spec().codec, p.spec().clock_rate.get()));
+    }
+    table
 }

@@ -1,6 +1,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::Ids;
+
 /// How an [`Sfu`](crate::Sfu) behaves. Everything has a production default except the
 /// addresses, which only the caller knows.
 #[derive(Clone, Debug)]
@@ -22,6 +24,8 @@ pub struct SfuConfig {
     pub gop_cache_packets: usize,
     /// Refuse new participants beyond this number.
     pub max_participants: usize,
+    /// Where participant and track ids come from; share one between the `Sfu`s of a process.
+    pub ids: Ids,
 }
 
 impl SfuConfig {
@@ -34,6 +38,7 @@ impl SfuConfig {
             keyframe_request_interval: Duration::from_millis(500),
             gop_cache_packets: 1500,
             max_participants: 10_000,
+            ids: Ids::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use rustc_hash::FxHashMap;
 use str0m::ice::StunMessage;
 
 use crate::ParticipantId;
@@ -11,57 +12,55 @@ use crate::ParticipantId;
 /// Remote addresses remembered per participant (ICE may try several before it settles).
 pub(crate) const MAX_ADDRS_PER_PARTICIPANT: usize = 8;
 
+/// Where a datagram goes: the room (its key in the [`Sfu`](crate::Sfu)) and the participant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub room: usize,
+    pub participant: ParticipantId,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Demux {
-    by_ufrag: HashMap<String, ParticipantId>,
-    by_addr: HashMap<SocketAddr, ParticipantId>,
+    /// Keys are random strings from peers' STUN requests: SipHash, not Fx.
+    by_ufrag: HashMap<String, Route>,
+    by_addr: FxHashMap<SocketAddr, Route>,
 }
 
 impl Demux {
-    pub(crate) fn route(&self, source: SocketAddr, contents: &[u8]) -> Option<ParticipantId> {
+    pub(crate) fn route(&self, source: SocketAddr, contents: &[u8]) -> Option<Route> {
         // RFC 7983: a first byte of 0..=3 is STUN. A request names our ufrag first.
         if contents.first().is_some_and(|b| *b <= 3)
-            && let Some(id) = StunMessage::parse(contents).ok().and_then(|m| {
+            && let Some(route) = StunMessage::parse(contents).ok().and_then(|m| {
                 m.split_username()
                     .and_then(|(local, _)| self.by_ufrag.get(local))
             })
         {
-            return Some(*id);
+            return Some(*route);
         }
         self.by_addr.get(&source).copied()
     }
 
-    pub(crate) fn add_ufrag(&mut self, ufrag: &str, id: ParticipantId) {
-        self.by_ufrag.insert(ufrag.to_owned(), id);
+    pub(crate) fn add_ufrag(&mut self, ufrag: &str, route: Route) {
+        self.by_ufrag.insert(ufrag.to_owned(), route);
     }
 
     pub(crate) fn remove_ufrag(&mut self, ufrag: &str, id: ParticipantId) {
-        if self.by_ufrag.get(ufrag) == Some(&id) {
+        if self
+            .by_ufrag
+            .get(ufrag)
+            .is_some_and(|r| r.participant == id)
+        {
             self.by_ufrag.remove(ufrag);
         }
     }
 
-    /// Remembers that `id` talks to `addr`. Only addresses a participant's own ICE agent chose
-    /// to send to are learned, so a forged STUN request cannot steal another peer's traffic.
-    pub(crate) fn learn_addr(
-        &mut self,
-        addr: SocketAddr,
-        id: ParticipantId,
-        known: &mut Vec<SocketAddr>,
-    ) {
-        if known.contains(&addr) {
-            return;
-        }
-        if known.len() >= MAX_ADDRS_PER_PARTICIPANT {
-            let oldest = known.remove(0);
-            self.forget_addr(oldest, id);
-        }
-        known.push(addr);
-        self.by_addr.insert(addr, id);
+    /// Routes `addr` to `route` (the participant's ICE agent chose to send there).
+    pub(crate) fn add_addr(&mut self, addr: SocketAddr, route: Route) {
+        self.by_addr.insert(addr, route);
     }
 
     pub(crate) fn forget_addr(&mut self, addr: SocketAddr, id: ParticipantId) {
-        if self.by_addr.get(&addr) == Some(&id) {
+        if self.by_addr.get(&addr).is_some_and(|r| r.participant == id) {
             self.by_addr.remove(&addr);
         }
     }

@@ -8,27 +8,36 @@
 //! # The media model
 //!
 //! ```text
-//! Sfu ─┬─ Room "standup" ─┬─ Participant p1 (Publisher, one str0m Rtc)
-//!      │                  │     └─ Track t1 (video, mid 0) ──▶ Subscription ──▶ p2 mid 1
-//!      │                  │     └─ Track t2 (audio, mid 1) ──▶ Subscription ──▶ p2 mid 0
-//!      │                  └─ Participant p2 (Viewer, one str0m Rtc)
-//!      └─ Room "town-hall" …
+//! Sfu (one per media worker) ─┬─ Room "standup" ─┬─ Participant p1 (Publisher, one str0m Rtc)
+//!   demux: ufrag/addr → room  │                  │    publishes Track t1 (video) ──┐
+//!   timers, relay links       │                  │    publishes Track t2 (audio) ──┼─▶ Subscription
+//!                             │                  └─ Participant p2 (Viewer)  ◀─────┘   (p2's slot,
+//!                             │                                                        rewriting)
+//!                             └─ Room "town-hall" ── … tracks relayed to another worker ──▶ RelayLink
 //! ```
 //!
-//! - A [`Room`](room) groups participants; media never crosses rooms.
-//! - A [`Participant`](participant) is one peer connection: one str0m `Rtc` in RTP mode. Its
-//!   [`Role`] says what it gets: a WHIP `Publisher` sends, a WHEP `Viewer` receives the room's
-//!   longest-present publisher, a `Member` (a browser in a call) sends and receives every
+//! - The [`Sfu`] is one media worker's endpoint: it finds where each datagram, command, timer
+//!   and relay message goes and hands it to that room. It owns the rooms.
+//! - A [`Room`] owns its participants, the tracks they publish and who receives what; media
+//!   never crosses rooms. Each room settles on its own after every step.
+//! - A [`Participant`] is one peer connection: one str0m `Rtc` in RTP mode. Its [`Role`] says
+//!   what it gets: a WHIP `Publisher` sends, a WHEP `Viewer` receives the room's main feed (its
+//!   longest-present publisher), a `Member` (a browser in a call) sends and receives every
 //!   other track through offers the server makes ([`Event::Offer`], [`Sfu::accept_answer`]).
-//! - A [`Track`](track) is one media stream a participant publishes (a `mid` it sends on).
-//!   It is received once, whatever the number of subscribers.
-//! - A [`Subscription`](subscription) connects a track to one outgoing `mid` of another
-//!   participant, and rewrites SSRC, sequence numbers and timestamps so that each
-//!   subscriber sees one contiguous stream, also when the source behind it changes.
+//! - A [`Track`] is one media stream, received once whatever the number of subscribers:
+//!   published here by a participant, or relayed in from another worker ([`relay`]).
+//! - A [`Subscription`] connects a track to one outgoing `mid` of a subscriber and rewrites
+//!   SSRC, sequence numbers and timestamps so that each subscriber sees one contiguous stream,
+//!   also when the source behind it changes.
 //!
-//! Modules: [`sfu`](Sfu) is the endpoint (commands, datagrams, timers, lifecycle), `routing`
-//! wires tracks to subscriptions and fans packets out, `negotiation` runs members' server
-//! offers, `demux` finds a datagram's participant, [`keyframe`] reads codec payloads.
+//! Who owns what: `Sfu → Room → {Participant → Subscription, Track}`. A track names its
+//! subscribers by (participant, subscription slot); nothing else points across.
+//!
+//! Modules: [`sfu`](Sfu) routes inputs; `room` holds a room's state (`routing`: fan-out,
+//! keyframes, relays; `negotiation`: members' server offers); [`prepare`] accepts an offer
+//! (off the media loop if the caller likes); [`relay`] carries a room's feed between workers
+//! or nodes; `demux` finds a datagram's participant; `dtls` is the handshake (OpenSSL, for
+//! RSA and ECDSA peers); [`keyframe`] reads codec payloads.
 //!
 //! # Driving the core
 //!
@@ -40,9 +49,10 @@
 //! // For every datagram read from the socket:
 //! # let (from, to, bytes) = ("1.2.3.4:5".parse().unwrap(), "127.0.0.1:4000".parse().unwrap(), &[][..]);
 //! sfu.handle_datagram(Instant::now(), Datagram { source: from, destination: to, contents: bytes });
-//! // Then drain what it wants to send and tell, and sleep until its next timeout.
+//! // Then drain what it wants to send, tell and relay, and sleep until its next timeout.
 //! while let Some(t) = sfu.poll_transmit() { /* socket.send_to(&t.contents, t.destination) */ }
 //! while let Some(e) = sfu.poll_event() { /* log, tell signaling */ }
+//! while let Some((link, msg)) = sfu.poll_relay() { /* to the Sfu at the link's other end */ }
 //! let wake_at = sfu.poll_timeout();
 //! ```
 
@@ -56,6 +66,7 @@
     )
 )]
 
+mod accept;
 mod codec;
 mod config;
 mod contain;
@@ -65,22 +76,27 @@ mod error;
 mod event;
 mod ids;
 pub mod keyframe;
-mod negotiation;
+mod out;
 pub mod participant;
+pub mod relay;
 pub mod room;
-mod routing;
 mod sdp;
 mod sfu;
 pub mod subscription;
 mod timers;
 pub mod track;
 
+pub use accept::{Prepared, prepare};
 pub use config::SfuConfig;
 pub use error::CoreError;
 pub use event::{Event, LeaveReason};
-pub use ids::{ParticipantId, TrackId};
-pub use participant::Role;
+pub use ids::{Ids, ParticipantId, TrackId};
+pub use participant::{Participant, Role};
+pub use relay::{Relay, RelayLink};
+pub use room::Room;
 pub use sfu::{Answer, Datagram, IceRestart, Sfu, SfuStats, Transmit};
+pub use subscription::Subscription;
+pub use track::{Packet, Track};
 
 /// Re-exported so that callers can name codecs and media kinds without depending on str0m.
 pub use str0m::format::Codec;

@@ -11,8 +11,12 @@ use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, warn};
 
+use slab::Slab;
+
 use crate::contain::contained;
-use crate::negotiation::PendingOffer;
+use crate::demux::MAX_ADDRS_PER_PARTICIPANT;
+use crate::out::Out;
+use crate::room::negotiation::PendingOffer;
 use crate::subscription::Subscription;
 use crate::track::Packet;
 use crate::{LeaveReason, ParticipantId, SfuConfig, TrackId, Transmit};
@@ -46,7 +50,6 @@ const MAX_IMMEDIATE_TIMEOUTS: usize = 8;
 #[derive(Debug)]
 pub struct Participant {
     pub id: ParticipantId,
-    pub room: String,
     /// Public id in signaling; the `msid` stream id of this participant's tracks.
     pub label: String,
     pub role: Role,
@@ -58,12 +61,13 @@ pub struct Participant {
     /// Published tracks by publisher `mid`, and the SSRCs seen on them.
     pub(crate) tracks: Vec<(Mid, TrackId)>,
     pub(crate) ssrc_tracks: Vec<(Ssrc, TrackId)>,
-    /// Outgoing media sections and what feeds them.
-    pub(crate) subscriptions: Vec<Subscription>,
+    /// Outgoing media sections and what feeds them, in slots that stay put for their life
+    /// (tracks name their subscribers by slot).
+    pub(crate) subscriptions: Slab<Subscription>,
     /// Current local ICE ufrag (demux key) and the remote one (to tell an ICE restart).
     pub(crate) ufrag: String,
     pub(crate) remote_ufrag: Option<String>,
-    /// Remote addresses known to the demux for this participant.
+    /// Remote addresses its ICE agent sent to, oldest first; the demux routes them here.
     pub(crate) addrs: Vec<SocketAddr>,
     /// When str0m wants its next timeout.
     pub(crate) rtc_deadline: Instant,
@@ -104,8 +108,6 @@ pub(crate) enum Forwarded {
 pub(crate) enum Internal {
     Connected(ParticipantId),
     Rtp(ParticipantId, RtpPacket),
-    /// The participant's ICE agent sent to an address the demux does not know for it yet.
-    Transmitted(ParticipantId, SocketAddr),
     KeyframeRequest(ParticipantId, Mid),
     /// A data channel message from this participant.
     Message(ParticipantId, Vec<u8>),
@@ -114,7 +116,6 @@ pub(crate) enum Internal {
 impl Participant {
     pub(crate) fn new(
         id: ParticipantId,
-        room: String,
         label: String,
         role: Role,
         rtc: Rtc,
@@ -123,7 +124,6 @@ impl Participant {
     ) -> Self {
         Participant {
             id,
-            room,
             label,
             role,
             rtc,
@@ -132,7 +132,7 @@ impl Participant {
             last_heard: now,
             tracks: Vec::new(),
             ssrc_tracks: Vec::new(),
-            subscriptions: Vec::new(),
+            subscriptions: Slab::new(),
             ufrag,
             remote_ufrag: None,
             addrs: Vec::new(),
@@ -162,8 +162,21 @@ impl Participant {
         Some(track)
     }
 
-    pub(crate) fn subscription_mut(&mut self, mid: Mid) -> Option<&mut Subscription> {
-        self.subscriptions.iter_mut().find(|s| s.mid == mid)
+    /// The slot of the subscription on `mid` (not on the per-packet path).
+    pub(crate) fn slot_of(&self, mid: Mid) -> Option<usize> {
+        self.subscriptions
+            .iter()
+            .find(|(_, s)| s.mid == mid)
+            .map(|(slot, _)| slot)
+    }
+
+    pub fn subscriptions(&self) -> impl Iterator<Item = &Subscription> {
+        self.subscriptions.iter().map(|(_, s)| s)
+    }
+
+    /// The tracks this participant publishes.
+    pub fn tracks(&self) -> impl Iterator<Item = TrackId> + '_ {
+        self.tracks.iter().map(|(_, t)| *t)
     }
 
     /// When this participant next needs [`Sfu::handle_timeout`](crate::Sfu::handle_timeout).
@@ -192,17 +205,14 @@ impl Participant {
         }
     }
 
-    /// Offers one forwarded packet to subscription `mid`: written at once, or queued behind a
-    /// catch-up backlog that is still draining.
-    pub(crate) fn forward(&mut self, mid: Mid, p: &Packet, now: Instant) -> Forwarded {
+    /// Offers one forwarded packet to the subscription in `slot`: written at once, or queued
+    /// behind a catch-up backlog that is still draining.
+    pub(crate) fn forward(&mut self, slot: usize, p: &Packet, now: Instant) -> Forwarded {
         if !self.connected {
             // Media starts when the subscriber connects (with a keyframe), not into a queue.
             return Forwarded::Dropped;
         }
-        let Some(i) = self.subscriptions.iter().position(|s| s.mid == mid) else {
-            return Forwarded::Dropped;
-        };
-        let Some(sub) = self.subscriptions.get_mut(i) else {
+        let Some(sub) = self.subscriptions.get_mut(slot) else {
             return Forwarded::Dropped;
         };
         if !sub.backlog.is_empty() {
@@ -215,15 +225,19 @@ impl Participant {
             sub.backlog.push_back(p.clone());
             return Forwarded::Queued;
         }
-        self.write(i, p, now)
+        self.write(slot, p, now)
     }
 
     /// Queues packets (a replayed GOP) ahead of live ones; they leave at the catch-up pace.
-    pub(crate) fn queue(&mut self, mid: Mid, packets: Vec<Packet>, now: Instant) {
-        if let Some(sub) = self.subscription_mut(mid) {
+    pub(crate) fn queue(&mut self, slot: usize, packets: Vec<Packet>, now: Instant) {
+        if let Some(sub) = self.subscriptions.get_mut(slot) {
             sub.backlog.extend(packets);
         }
-        if self.subscriptions.iter().any(|s| !s.backlog.is_empty()) {
+        if self
+            .subscriptions
+            .iter()
+            .any(|(_, s)| !s.backlog.is_empty())
+        {
             self.backlog_due.get_or_insert(now);
         }
     }
@@ -232,29 +246,39 @@ impl Participant {
     pub(crate) fn drain_backlogs(&mut self, now: Instant) -> u64 {
         self.backlog_due = None;
         let mut written = 0;
-        for i in 0..self.subscriptions.len() {
+        let slots: Vec<usize> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| !s.backlog.is_empty())
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in slots {
             for _ in 0..BACKLOG_BURST {
                 let Some(p) = self
                     .subscriptions
-                    .get_mut(i)
+                    .get_mut(slot)
                     .and_then(|s| s.backlog.pop_front())
                 else {
                     break;
                 };
-                if self.write(i, &p, now) == Forwarded::Written {
+                if self.write(slot, &p, now) == Forwarded::Written {
                     written += 1;
                 }
             }
         }
-        if self.subscriptions.iter().any(|s| !s.backlog.is_empty()) {
+        if self
+            .subscriptions
+            .iter()
+            .any(|(_, s)| !s.backlog.is_empty())
+        {
             self.backlog_due = Some(now + BACKLOG_PACE);
         }
         written
     }
 
-    /// Rewrites one packet for subscription `i` and hands it to str0m.
-    fn write(&mut self, i: usize, p: &Packet, now: Instant) -> Forwarded {
-        let Some(sub) = self.subscriptions.get_mut(i) else {
+    /// Rewrites one packet for the subscription in `slot` and hands it to str0m.
+    fn write(&mut self, slot: usize, p: &Packet, now: Instant) -> Forwarded {
+        let Some(sub) = self.subscriptions.get_mut(slot) else {
             return Forwarded::Dropped;
         };
         let mid = sub.mid;
@@ -299,15 +323,10 @@ impl Participant {
         }
     }
 
-    /// Drains str0m until it asks for a future timeout: transmits go to `transmits`, events
-    /// that concern other participants to `internal`. A timeout that is already due is fed
+    /// Drains str0m until it asks for a future timeout: transmits go out, events that
+    /// concern other participants to `internal`. A timeout that is already due is fed
     /// straight back, so that packets written since the last drain leave in this call.
-    pub(crate) fn drive(
-        &mut self,
-        now: Instant,
-        transmits: &mut VecDeque<Transmit>,
-        internal: &mut VecDeque<Internal>,
-    ) {
+    pub(crate) fn drive(&mut self, now: Instant, out: &mut Out, internal: &mut VecDeque<Internal>) {
         let mut immediate = 0;
         loop {
             let output = match contained("polling output", || self.rtc.poll_output()) {
@@ -334,9 +353,9 @@ impl Participant {
                 }
                 Output::Transmit(t) => {
                     if !self.addrs.contains(&t.destination) {
-                        internal.push_back(Internal::Transmitted(self.id, t.destination));
+                        self.learn(t.destination, out);
                     }
-                    transmits.push_back(Transmit {
+                    out.transmits.push_back(Transmit {
                         source: t.source,
                         destination: t.destination,
                         contents: t.contents.into(),
@@ -348,6 +367,15 @@ impl Participant {
         if !self.rtc.is_alive() && self.dead.is_none() {
             self.dead = Some(LeaveReason::Closed);
         }
+    }
+
+    /// Remembers an address its ICE agent chose to send to, for the demux. Only such
+    /// addresses are learned, so a forged STUN request cannot steal another peer's traffic.
+    fn learn(&mut self, addr: SocketAddr, out: &mut Out) {
+        let forgotten =
+            (self.addrs.len() >= MAX_ADDRS_PER_PARTICIPANT).then(|| self.addrs.remove(0));
+        self.addrs.push(addr);
+        out.learned.push((self.id, addr, forgotten));
     }
 
     fn on_event(&mut self, e: RtcEvent, internal: &mut VecDeque<Internal>) {

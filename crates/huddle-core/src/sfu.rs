@@ -1,25 +1,28 @@
-//! The endpoint: every room, participant and track of one server, driven by datagrams,
-//! commands and time.
+//! The endpoint: the rooms of one media worker, driven by datagrams, commands, relay
+//! messages and time. It finds where each input goes (the demux, the timer heap, the relay
+//! links) and hands it to that room; the rooms do the rest.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::config::DtlsCert;
-use str0m::media::{Direction, MediaKind, Mid};
+use rustc_hash::FxHashMap;
+use slab::Slab;
+use std::collections::HashMap;
+use str0m::change::SdpAnswer;
 use str0m::net::{DatagramRecv, Protocol, Receive};
-use str0m::{Candidate, IceCreds, Input, Rtc};
-use tracing::{debug, info, warn};
+use str0m::{Candidate, IceCreds, Input};
+use tracing::debug;
 
+use crate::accept::{Prepared, prepare};
 use crate::contain::contained;
-use crate::participant::{Internal, Participant, Role};
-use crate::room::{Room, valid_room_name};
+use crate::demux::{Demux, Route};
+use crate::out::Out;
+use crate::participant::{Participant, Role};
+use crate::relay::{Feed, Relay, RelayLink};
+use crate::room::{Ctx, Room, valid_room_name};
 use crate::timers::Timers;
 use crate::track::Track;
-use crate::{
-    CoreError, Event, LeaveReason, ParticipantId, SfuConfig, TrackId, codec, demux::Demux, sdp,
-};
+use crate::{CoreError, Event, ParticipantId, SfuConfig, TrackId, sdp};
 
 /// A datagram received on one of the advertised addresses.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +68,7 @@ pub struct SfuStats {
     pub participants: usize,
     pub tracks: usize,
     pub subscriptions: usize,
+    pub relay_links: usize,
     pub demux_ufrags: usize,
     pub demux_addrs: usize,
     pub timer_entries: usize,
@@ -72,48 +76,39 @@ pub struct SfuStats {
     pub datagrams_malformed: u64,
     pub packets_received: u64,
     pub packets_forwarded: u64,
+    /// Packets handed to relays (once per link, whatever the viewers behind it).
+    pub packets_relayed: u64,
     pub keyframe_requests_sent: u64,
 }
 
-/// The SFU state machine. See the [crate docs](crate) for the model and the driving loop.
+/// The SFU state machine of one media worker. See the [crate docs](crate) for the model and
+/// the driving loop.
 #[derive(Debug)]
 pub struct Sfu {
-    pub(crate) config: SfuConfig,
-    pub(crate) next_id: u64,
-    pub(crate) rooms: HashMap<String, Room>,
-    pub(crate) participants: HashMap<ParticipantId, Participant>,
-    pub(crate) tracks: HashMap<TrackId, Track>,
-    pub(crate) demux: Demux,
-    pub(crate) timers: Timers,
-    pub(crate) transmits: VecDeque<Transmit>,
-    pub(crate) events: VecDeque<Event>,
-    pub(crate) internal: VecDeque<Internal>,
-    /// Subscribers written to since they were last driven (see [`Sfu::handle_datagrams`]).
-    pub(crate) written: Vec<ParticipantId>,
-    /// Participants to remove once the current step is done.
-    pub(crate) doomed: Vec<(ParticipantId, LeaveReason)>,
-    pub(crate) stats: SfuStats,
-    /// The one DTLS certificate every peer connection presents.
-    dtls_cert: Option<DtlsCert>,
+    config: SfuConfig,
+    rooms: Slab<Room>,
+    /// Room names are chosen by clients: SipHash.
+    room_keys: HashMap<String, usize>,
+    /// Which room each participant is in.
+    routes: FxHashMap<ParticipantId, usize>,
+    /// Which room each relay link feeds or is fed by.
+    links: FxHashMap<RelayLink, usize>,
+    demux: Demux,
+    timers: Timers,
+    out: Out,
 }
 
 impl Sfu {
     pub fn new(config: SfuConfig) -> Self {
         Sfu {
             config,
-            next_id: 1,
-            rooms: HashMap::new(),
-            participants: HashMap::new(),
-            tracks: HashMap::new(),
+            rooms: Slab::new(),
+            room_keys: HashMap::new(),
+            routes: FxHashMap::default(),
+            links: FxHashMap::default(),
             demux: Demux::default(),
             timers: Timers::default(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-            internal: VecDeque::new(),
-            written: Vec::new(),
-            doomed: Vec::new(),
-            stats: SfuStats::default(),
-            dtls_cert: crate::dtls::certificate(),
+            out: Out::default(),
         }
     }
 
@@ -123,19 +118,21 @@ impl Sfu {
 
     /// Accepts a WHIP offer: a participant that publishes into `room`.
     pub fn publish(&mut self, now: Instant, room: &str, offer: &str) -> Result<Answer, CoreError> {
-        self.join(now, room, offer, Role::Publisher, None)
+        let prepared = prepare(&self.config, now, Role::Publisher, None, offer)?;
+        self.admit(now, room, prepared)
     }
 
-    /// Accepts a WHEP offer: a participant that receives the room's longest-present publisher,
-    /// now or as soon as there is one.
+    /// Accepts a WHEP offer: a participant that receives the room's main feed (its
+    /// longest-present publisher), now or as soon as there is one.
     pub fn view(&mut self, now: Instant, room: &str, offer: &str) -> Result<Answer, CoreError> {
-        self.join(now, room, offer, Role::Viewer, None)
+        let prepared = prepare(&self.config, now, Role::Viewer, None, offer)?;
+        self.admit(now, room, prepared)
     }
 
     /// Accepts a room member's offer (a browser): it publishes what it offers to send and
-    /// receives every other track in the room through server offers ([`Event::Offer`]) once it
-    /// is connected. `label` is its public id in signaling, used as the `msid` stream id of
-    /// its tracks in other members' SDP.
+    /// receives every other track in the room through server offers ([`Event::Offer`],
+    /// [`Sfu::accept_answer`]) once it is connected. `label` is its public id in signaling,
+    /// used as the `msid` stream id of its tracks in other members' SDP.
     pub fn member(
         &mut self,
         now: Instant,
@@ -143,108 +140,124 @@ impl Sfu {
         label: &str,
         offer: &str,
     ) -> Result<Answer, CoreError> {
-        self.join(now, room, offer, Role::Member, Some(label))
+        let prepared = prepare(&self.config, now, Role::Member, Some(label), offer)?;
+        self.admit(now, room, prepared)
     }
 
-    fn join(
+    /// Lets an offer accepted with [`prepare`](crate::prepare) (possibly on another thread)
+    /// join `room`.
+    pub fn admit(
         &mut self,
         now: Instant,
         room: &str,
-        offer: &str,
-        role: Role,
-        label: Option<&str>,
+        prepared: Prepared,
     ) -> Result<Answer, CoreError> {
         if !valid_room_name(room) {
             return Err(CoreError::InvalidRoomName);
         }
-        if self.participants.len() >= self.config.max_participants {
-            return Err(CoreError::Full(self.participants.len()));
+        if self.routes.len() >= self.config.max_participants {
+            return Err(CoreError::Full(self.routes.len()));
         }
-        let parsed = sdp::parse_offer(offer)?;
-        let (mut rtc, answer) = contained("accepting an offer", || self.accept(now, parsed))??;
-        let ice_ufrag = contained("reading ICE credentials", || {
-            rtc.direct_api().local_ice_credentials().ufrag
-        })?;
-
-        let id = ParticipantId(self.next_id);
-        self.next_id += 1;
-        let label = label.map_or_else(|| id.to_string(), str::to_owned);
-        // The stream id of what the server sends this participant (WHEP: whichever publisher
-        // is behind it; members get per-publisher streams in server offers).
-        let stream = label.clone();
-        let mut p = Participant::new(
-            id,
-            room.to_owned(),
-            label,
-            role,
-            rtc,
-            ice_ufrag.clone(),
-            now,
+        let answer = Answer {
+            participant: prepared.participant(),
+            sdp: prepared.answer().to_owned(),
+            ice_ufrag: prepared.ice_ufrag().to_owned(),
+        };
+        let key = self.room_key(room);
+        let id = answer.participant;
+        self.routes.insert(id, key);
+        self.demux.add_ufrag(
+            &answer.ice_ufrag,
+            Route {
+                room: key,
+                participant: id,
+            },
         );
-        p.remote_ufrag = sdp::ice_ufrag(offer).map(str::to_owned);
-
-        // Accepting the offer declared the media: check it before admitting the participant.
-        let sections = media_sections(&p.rtc, offer);
-        check_usable_media(&p, role, &sections)?;
-        // str0m's ICE agent sends no check before its first timeout, and nothing would
-        // schedule one for a peer that only receives: start it now, so that huddle checks the
-        // peer's candidates at once whatever its role (a full ICE agent checks both ways).
-        p.handle_timeout(now);
-        let mut transmits = VecDeque::new();
-        p.drive(now, &mut transmits, &mut self.internal);
-
-        self.demux.add_ufrag(&ice_ufrag, id);
-        self.rooms
-            .entry(room.to_owned())
-            .or_insert_with(|| Room::new(room.to_owned()))
-            .participants
-            .push(id);
-        self.participants.insert(id, p);
-        self.transmits.extend(transmits);
-        self.events.push_back(Event::Joined {
-            room: room.to_owned(),
-            participant: id,
-            role,
+        self.in_room(now, key, |room, cx| {
+            room.admit(cx, prepared.participant, prepared.sections);
         });
-        info!(participant = %id, room, ?role, "joined");
-        for (mid, kind, direction) in sections {
-            self.media_added(id, mid, kind, direction);
-        }
-        self.refresh_room(now, room);
-        self.reschedule(id);
-        self.process_pending(now);
-        Ok(Answer {
-            participant: id,
-            sdp: sdp::finish_local(
-                answer.to_sdp_string(),
-                sdp::Local::Answer {
-                    offer,
-                    stream: &stream,
-                },
-            ),
-            ice_ufrag,
-        })
+        Ok(answer)
     }
 
-    /// A new `Rtc` with the server's candidates and certificate that accepted `offer`.
-    fn accept(&self, now: Instant, offer: SdpOffer) -> Result<(Rtc, SdpAnswer), CoreError> {
-        let mut builder = Rtc::builder()
-            .set_rtp_mode(true)
-            .set_crypto_provider(crate::dtls::crypto_provider());
-        if let Some(cert) = &self.dtls_cert {
-            builder = builder.set_dtls_cert(cert.clone());
+    /// The key of `name`'s room, created if needed.
+    fn room_key(&mut self, name: &str) -> usize {
+        if let Some(key) = self.room_keys.get(name) {
+            return *key;
         }
-        let mut rtc = codec::configure(builder).build(now);
-        for addr in &self.config.candidates {
-            let candidate = Candidate::host(*addr, "udp")
-                .map_err(|e| CoreError::OfferRejected(format!("local candidate {addr}: {e}")))?;
-            rtc.add_local_candidate(candidate);
+        let key = self.rooms.insert(Room::new(name.to_owned()));
+        self.room_keys.insert(name.to_owned(), key);
+        key
+    }
+
+    /// Runs `f` on a room with a context, then applies what it left for the endpoint.
+    fn in_room<T>(
+        &mut self,
+        now: Instant,
+        key: usize,
+        f: impl FnOnce(&mut Room, &mut Ctx<'_>) -> T,
+    ) -> Option<T> {
+        let room = self.rooms.get_mut(key)?;
+        let mut cx = Ctx {
+            now,
+            config: &self.config,
+            out: &mut self.out,
+        };
+        let result = f(room, &mut cx);
+        self.apply(key);
+        Some(result)
+    }
+
+    /// Applies a room step's bookkeeping: demux entries learned and forgotten, deadlines,
+    /// and the room itself once nothing uses it.
+    fn apply(&mut self, key: usize) {
+        // Learned before removed: an address learned by a participant that then left is
+        // forgotten with it.
+        for (id, addr, forgotten) in self.out.learned.drain(..) {
+            if let Some(old) = forgotten {
+                self.demux.forget_addr(old, id);
+            }
+            if let Some(&room) = self.routes.get(&id) {
+                self.demux.add_addr(
+                    addr,
+                    Route {
+                        room,
+                        participant: id,
+                    },
+                );
+            }
         }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| CoreError::OfferRejected(e.to_string()))?;
-        Ok((rtc, answer))
+        for (id, at) in self.out.deadlines.drain(..) {
+            self.timers.push(id, at);
+        }
+        for gone in self.out.removed.drain(..) {
+            self.routes.remove(&gone.id);
+            self.demux.remove_ufrag(&gone.ufrag, gone.id);
+            for addr in gone.addrs {
+                self.demux.forget_addr(addr, gone.id);
+            }
+        }
+        if self
+            .rooms
+            .get(key)
+            .is_some_and(|r| r.is_unused() && r.upstream.is_none())
+        {
+            self.remove_room(key);
+        }
+    }
+
+    fn remove_room(&mut self, key: usize) {
+        if let Some(room) = self.rooms.try_remove(key) {
+            self.room_keys.remove(&room.name);
+            self.links.retain(|_, k| *k != key);
+        }
+    }
+
+    /// The room of participant `id`.
+    fn room_of(&self, id: ParticipantId) -> Result<usize, CoreError> {
+        self.routes
+            .get(&id)
+            .copied()
+            .ok_or(CoreError::UnknownParticipant(id))
     }
 
     /// Applies an `application/trickle-ice-sdpfrag` body: adds trickled candidates, or restarts
@@ -256,12 +269,15 @@ impl Sfu {
         fragment: &str,
     ) -> Result<IceRestart, CoreError> {
         let frag = sdp::parse_fragment(fragment)?;
-        let p = self
-            .participants
-            .get_mut(&id)
+        let key = self.room_of(id)?;
+        let current = self
+            .rooms
+            .get(key)
+            .and_then(|r| r.participant(id))
+            .map(|p| (p.remote_ufrag.clone(), p.ufrag.clone()))
             .ok_or(CoreError::UnknownParticipant(id))?;
         let restart = match (&frag.ufrag, &frag.pwd) {
-            (Some(ufrag), _) if p.remote_ufrag.as_deref() == Some(ufrag.as_str()) => None,
+            (Some(ufrag), _) if current.0.as_deref() == Some(ufrag.as_str()) => None,
             (Some(ufrag), Some(pass)) => Some(IceCreds {
                 ufrag: ufrag.clone(),
                 pass: pass.clone(),
@@ -275,66 +291,103 @@ impl Sfu {
         };
         let local = restart.as_ref().map(|_| IceCreds::new());
         let (remote, new_local) = (restart.clone(), local.clone());
-        self.with_peer(now, id, "applying a trickle fragment", move |p| {
-            if let (Some(remote), Some(local)) = (remote, new_local) {
-                let mut api = p.rtc.direct_api();
-                api.set_remote_ice_credentials(remote);
-                api.set_local_ice_credentials(local);
-            }
-            for c in frag.candidates {
-                p.rtc.add_remote_candidate(c);
-            }
-        })?;
-        let mut outcome = IceRestart::Trickled;
-        if let (Some(remote), Some(local), Some(p)) =
-            (restart, local, self.participants.get_mut(&id))
-        {
-            self.demux.remove_ufrag(&p.ufrag, id);
-            self.demux.add_ufrag(&local.ufrag, id);
-            p.ufrag = local.ufrag.clone();
-            p.remote_ufrag = Some(remote.ufrag);
-            outcome = IceRestart::Restarted {
-                fragment: restart_fragment(&local, frag.mid.as_deref(), &self.config.candidates),
-                ice_ufrag: local.ufrag,
-            };
-        }
-        if let Some(p) = self.participants.get_mut(&id) {
-            p.drive(now, &mut self.transmits, &mut self.internal);
-        }
-        self.after_drive(id);
-        self.process_pending(now);
-        Ok(outcome)
+        let candidates = frag.candidates;
+        self.in_room(now, key, |room, cx| {
+            room.with_peer(
+                cx,
+                id,
+                "applying a trickle fragment",
+                move |p: &mut Participant| {
+                    if let (Some(remote), Some(local)) = (remote, new_local) {
+                        let mut api = p.rtc.direct_api();
+                        api.set_remote_ice_credentials(remote.clone());
+                        api.set_local_ice_credentials(local.clone());
+                        p.remote_ufrag = Some(remote.ufrag);
+                        p.ufrag = local.ufrag;
+                    }
+                    for c in candidates {
+                        p.rtc.add_remote_candidate(c);
+                    }
+                },
+            )
+        })
+        .ok_or(CoreError::UnknownParticipant(id))??;
+        let Some(local) = local else {
+            return Ok(IceRestart::Trickled);
+        };
+        self.demux.remove_ufrag(&current.1, id);
+        self.demux.add_ufrag(
+            &local.ufrag,
+            Route {
+                room: key,
+                participant: id,
+            },
+        );
+        Ok(IceRestart::Restarted {
+            fragment: restart_fragment(&local, frag.mid.as_deref(), &self.config.candidates),
+            ice_ufrag: local.ufrag,
+        })
     }
 
-    /// Runs `f`, str0m calls on participant `id`'s client data, contained: should str0m
-    /// panic, that participant alone is dropped and the caller gets the error.
-    pub(crate) fn with_peer<T>(
+    /// Adds one trickled remote candidate (`candidate:…`, with or without `a=`).
+    pub fn add_remote_candidate(
         &mut self,
         now: Instant,
         id: ParticipantId,
-        what: &'static str,
-        f: impl FnOnce(&mut Participant) -> T,
-    ) -> Result<T, CoreError> {
-        let p = self
-            .participants
-            .get_mut(&id)
-            .ok_or(CoreError::UnknownParticipant(id))?;
-        let out = contained(what, || f(p));
-        if out.is_err() {
-            p.dead = Some(LeaveReason::Failed);
-            self.after_drive(id);
-            self.process_pending(now);
-        }
-        out
+        candidate: &str,
+    ) -> Result<(), CoreError> {
+        let key = self.room_of(id)?;
+        let Some(c) = sdp::parse_candidate(candidate)? else {
+            return Ok(());
+        };
+        self.in_room(now, key, |room, cx| {
+            room.with_peer(cx, id, "adding a candidate", |p: &mut Participant| {
+                p.rtc.add_remote_candidate(c)
+            })
+        })
+        .ok_or(CoreError::UnknownParticipant(id))?
+    }
+
+    /// Applies a member's answer to the outstanding server offer.
+    pub fn accept_answer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        answer: &str,
+    ) -> Result<(), CoreError> {
+        let key = self.room_of(id)?;
+        let parsed = contained("parsing an answer", || SdpAnswer::from_sdp_string(answer))?
+            .map_err(|e| CoreError::MalformedSdp(e.to_string()))?;
+        self.in_room(now, key, |room, cx| room.accept_answer(cx, id, parsed))
+            .ok_or(CoreError::UnknownParticipant(id))?
+    }
+
+    /// Sends a data channel message to one participant. Returns false when it has no open
+    /// channel or the channel's buffer is full (the message is dropped, never queued forever).
+    pub fn send_message(&mut self, now: Instant, to: ParticipantId, data: &[u8]) -> bool {
+        let Ok(key) = self.room_of(to) else {
+            return false;
+        };
+        self.in_room(now, key, |room, cx| {
+            room.with_peer(
+                cx,
+                to,
+                "writing to a data channel",
+                |p: &mut Participant| {
+                    let channel = p.channel?;
+                    p.rtc.channel(channel)?.write(false, data).ok()
+                },
+            )
+        })
+        .and_then(|r| r.ok())
+        .flatten()
+        .unwrap_or(false)
     }
 
     /// Removes a participant at its own request (WHIP/WHEP `DELETE`): DTLS is closed politely.
     pub fn leave(&mut self, now: Instant, id: ParticipantId) -> Result<(), CoreError> {
-        if !self.participants.contains_key(&id) {
-            return Err(CoreError::UnknownParticipant(id));
-        }
-        self.doomed.push((id, LeaveReason::Requested));
-        self.process_pending(now);
+        let key = self.room_of(id)?;
+        self.in_room(now, key, |room, cx| room.leave(cx, id));
         Ok(())
     }
 
@@ -353,108 +406,162 @@ impl Sfu {
         now: Instant,
         datagrams: impl IntoIterator<Item = Datagram<'a>>,
     ) {
+        let mut touched: Vec<usize> = Vec::new();
         for d in datagrams {
-            self.receive(now, d);
-        }
-        self.process_pending(now);
-    }
-
-    fn receive(&mut self, now: Instant, d: Datagram<'_>) {
-        let Some(id) = self.demux.route(d.source, d.contents) else {
-            self.stats.datagrams_unrouted += 1;
-            debug!(source = %d.source, len = d.contents.len(), "datagram for no participant");
-            return;
-        };
-        let Ok(contents) = DatagramRecv::try_from(d.contents) else {
-            self.stats.datagrams_malformed += 1;
-            debug!(source = %d.source, "malformed datagram");
-            return;
-        };
-        let Some(p) = self.participants.get_mut(&id) else {
-            return;
-        };
-        p.last_heard = now;
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source: d.source,
-                destination: d.destination,
-                contents,
-            },
-        );
-        match contained("a datagram", || p.rtc.handle_input(input)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                // A bad packet is the peer's problem, not the server's: drop it and go on.
-                self.stats.datagrams_malformed += 1;
-                debug!(participant = %id, "input rejected: {e}");
-            }
-            Err(_) => {
-                p.dead = Some(LeaveReason::Failed);
-                self.after_drive(id);
-                return;
+            let Some(route) = self.demux.route(d.source, d.contents) else {
+                self.out.counters.datagrams_unrouted += 1;
+                debug!(source = %d.source, len = d.contents.len(), "datagram for no participant");
+                continue;
+            };
+            let Ok(contents) = DatagramRecv::try_from(d.contents) else {
+                self.out.counters.datagrams_malformed += 1;
+                debug!(source = %d.source, "malformed datagram");
+                continue;
+            };
+            let input = Input::Receive(
+                now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source: d.source,
+                    destination: d.destination,
+                    contents,
+                },
+            );
+            let Some(room) = self.rooms.get_mut(route.room) else {
+                continue;
+            };
+            let mut cx = Ctx {
+                now,
+                config: &self.config,
+                out: &mut self.out,
+            };
+            room.receive(&mut cx, route.participant, input);
+            if !touched.contains(&route.room) {
+                touched.push(route.room);
             }
         }
-        p.drive(now, &mut self.transmits, &mut self.internal);
-        self.after_drive(id);
+        for key in touched {
+            self.in_room(now, key, |room, cx| room.settle(cx));
+        }
     }
 
     /// Advances time: runs every participant whose deadline has come.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mut touched: Vec<usize> = Vec::new();
         while let Some((at, id)) = self.timers.pop_due(now) {
-            let Some(p) = self.participants.get_mut(&id) else {
+            let Some(&key) = self.routes.get(&id) else {
+                continue;
+            };
+            let Some(room) = self.rooms.get_mut(key) else {
+                continue;
+            };
+            let Some(p) = room.participants.get_mut(&id) else {
                 continue;
             };
             if p.scheduled != Some(at) {
                 continue; // superseded by an earlier entry
             }
             p.scheduled = None;
-            if !p.connected && now >= p.created_at + self.config.connect_timeout {
-                info!(participant = %id, "did not connect in time");
-                p.dead = Some(LeaveReason::Timeout);
+            let mut cx = Ctx {
+                now,
+                config: &self.config,
+                out: &mut self.out,
+            };
+            room.on_timer(&mut cx, id);
+            if !touched.contains(&key) {
+                touched.push(key);
             }
-            if p.connected && now >= p.last_heard + self.config.silence_timeout {
-                info!(participant = %id, "nothing heard for {:?}", self.config.silence_timeout);
-                p.dead = Some(LeaveReason::Timeout);
+            // Deadlines it asked for may already be due: they go back into the heap now.
+            for (id, at) in self.out.deadlines.drain(..) {
+                self.timers.push(id, at);
             }
-            if p.rtc_deadline <= now {
-                p.handle_timeout(now);
-                p.drive(now, &mut self.transmits, &mut self.internal);
-            }
-            if p.backlog_due.is_some_and(|d| d <= now) {
-                self.stats.packets_forwarded += p.drain_backlogs(now);
-                p.drive(now, &mut self.transmits, &mut self.internal);
-            }
-            let keyframes_due = p.keyframe_due.is_some_and(|d| d <= now);
-            if keyframes_due {
-                p.keyframe_due = None;
-                let own: Vec<TrackId> = p.tracks.iter().map(|(_, t)| *t).collect();
-                for t in own {
-                    let pending = self
-                        .tracks
-                        .get(&t)
-                        .and_then(|t| {
-                            t.keyframe_requests
-                                .due(self.config.keyframe_request_interval)
-                        })
-                        .is_some();
-                    if pending {
-                        self.request_keyframe(now, t);
-                    }
-                }
-            }
-            self.after_drive(id);
         }
-        self.process_pending(now);
+        for key in touched {
+            self.in_room(now, key, |room, cx| room.settle(cx));
+        }
     }
 
+    // --- relays ---------------------------------------------------------------------------
+
+    /// Starts relaying `room`'s main feed over `link` (this `Sfu` is the origin): from now on
+    /// [`poll_relay`](Self::poll_relay) yields its tracks and packets for the link. The room
+    /// is created if needed and lives as long as the link.
+    pub fn relay_to(&mut self, now: Instant, room: &str, link: RelayLink) -> Result<(), CoreError> {
+        if !valid_room_name(room) {
+            return Err(CoreError::InvalidRoomName);
+        }
+        let key = self.room_key(room);
+        self.links.insert(link, key);
+        self.in_room(now, key, |room, cx| room.add_downstream(cx, link));
+        Ok(())
+    }
+
+    /// Makes `room` here an edge of a room published elsewhere, fed over `link`: its viewers
+    /// receive what arrives through [`relay_in`](Self::relay_in).
+    pub fn relay_from(&mut self, room: &str, link: RelayLink) -> Result<(), CoreError> {
+        if !valid_room_name(room) {
+            return Err(CoreError::InvalidRoomName);
+        }
+        let key = self.room_key(room);
+        self.links.insert(link, key);
+        if let Some(r) = self.rooms.get_mut(key)
+            && r.upstream.is_none()
+        {
+            r.upstream = Some(Feed::new(link));
+        }
+        Ok(())
+    }
+
+    /// A message from the other end of `link`. Unknown links are ignored (the link was
+    /// closed here meanwhile).
+    pub fn relay_in(&mut self, now: Instant, link: RelayLink, msg: Relay) {
+        let Some(&key) = self.links.get(&link) else {
+            return;
+        };
+        self.in_room(now, key, |room, cx| match msg {
+            Relay::KeyframeRequest { kind } => room.downstream_keyframe(cx, link, kind),
+            Relay::Unsubscribed => room.remove_downstream(link),
+            other => {
+                room.upstream_in(cx, other);
+                room.settle(cx);
+            }
+        });
+        if !self.rooms.get(key).is_some_and(|r| {
+            r.downstreams.iter().any(|f| f.link == link)
+                || r.upstream.as_ref().is_some_and(|u| u.link == link)
+        }) {
+            self.links.remove(&link);
+        }
+    }
+
+    /// Closes `link` from this end: an origin stops relaying; an edge loses its relayed
+    /// tracks (its viewers wait for the feed to come back).
+    pub fn close_relay(&mut self, now: Instant, link: RelayLink) {
+        let Some(key) = self.links.remove(&link) else {
+            return;
+        };
+        self.in_room(now, key, |room, cx| {
+            room.remove_downstream(link);
+            if room.upstream.as_ref().is_some_and(|u| u.link == link) {
+                room.close_upstream(cx);
+            }
+            room.settle(cx);
+        });
+    }
+
+    /// The next relay message to carry to the other end of its link.
+    pub fn poll_relay(&mut self) -> Option<(RelayLink, Relay)> {
+        self.out.relay.pop_front()
+    }
+
+    // --- outputs --------------------------------------------------------------------------
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.transmits.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.out.events.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
@@ -463,256 +570,42 @@ impl Sfu {
     }
 
     pub fn participant(&self, id: ParticipantId) -> Option<&Participant> {
-        self.participants.get(&id)
+        let key = self.routes.get(&id)?;
+        self.rooms.get(*key)?.participant(id)
     }
 
     pub fn room(&self, name: &str) -> Option<&Room> {
-        self.rooms.get(name)
+        self.rooms.get(*self.room_keys.get(name)?)
+    }
+
+    pub fn rooms(&self) -> impl Iterator<Item = &Room> {
+        self.rooms.iter().map(|(_, r)| r)
     }
 
     pub fn track(&self, id: TrackId) -> Option<&Track> {
-        self.tracks.get(&id)
+        self.rooms().find_map(|r| r.track(id))
     }
 
     pub fn stats(&self) -> SfuStats {
         let (demux_ufrags, demux_addrs) = self.demux.sizes();
+        let c = self.out.counters;
         SfuStats {
             rooms: self.rooms.len(),
-            participants: self.participants.len(),
-            tracks: self.tracks.len(),
-            subscriptions: self.tracks.values().map(|t| t.subscribers.len()).sum(),
+            participants: self.routes.len(),
+            tracks: self.rooms().map(|r| r.tracks.len()).sum(),
+            subscriptions: self.rooms().map(Room::subscription_count).sum(),
+            relay_links: self.links.len(),
             demux_ufrags,
             demux_addrs,
             timer_entries: self.timers.len(),
-            ..self.stats
+            datagrams_unrouted: c.datagrams_unrouted,
+            datagrams_malformed: c.datagrams_malformed,
+            packets_received: c.packets_received,
+            packets_forwarded: c.packets_forwarded,
+            packets_relayed: c.packets_relayed,
+            keyframe_requests_sent: c.keyframe_requests_sent,
         }
     }
-
-    /// Bookkeeping after a participant's `Rtc` was driven: learn the addresses it talks to,
-    /// reschedule its timer, and doom it if it died.
-    pub(crate) fn after_drive(&mut self, id: ParticipantId) {
-        let Some(p) = self.participants.get_mut(&id) else {
-            return;
-        };
-        if let Some(reason) = p.dead {
-            if !self.doomed.iter().any(|(d, _)| *d == id) {
-                self.doomed.push((id, reason));
-            }
-            return;
-        }
-        self.reschedule(id);
-    }
-
-    /// Drives every subscriber that had packets written since its last drive, once.
-    fn drive_written(&mut self, now: Instant) {
-        for id in std::mem::take(&mut self.written) {
-            if let Some(p) = self.participants.get_mut(&id) {
-                p.written = false;
-                p.drive(now, &mut self.transmits, &mut self.internal);
-                self.after_drive(id);
-            }
-        }
-    }
-
-    fn reschedule(&mut self, id: ParticipantId) {
-        let Some(p) = self.participants.get_mut(&id) else {
-            return;
-        };
-        let at = p.next_deadline(&self.config);
-        self.timers.schedule(id, at, &mut p.scheduled);
-    }
-
-    /// Handles what driving produced, until nothing is left.
-    pub(crate) fn process_pending(&mut self, now: Instant) {
-        loop {
-            while let Some(item) = self.internal.pop_front() {
-                match item {
-                    Internal::Rtp(id, packet) => self.forward(now, id, packet),
-                    Internal::Transmitted(id, addr) => {
-                        if let Some(p) = self.participants.get_mut(&id) {
-                            self.demux.learn_addr(addr, id, &mut p.addrs);
-                        }
-                    }
-                    Internal::Connected(id) => {
-                        info!(participant = %id, "connected");
-                        self.events.push_back(Event::Connected { participant: id });
-                        let video: Vec<(Mid, TrackId)> = self
-                            .participants
-                            .get(&id)
-                            .map(|p| {
-                                p.subscriptions
-                                    .iter()
-                                    .filter_map(|s| Some((s.mid, s.track?)))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        for (mid, track) in video {
-                            self.start_video(now, id, mid, track);
-                        }
-                        self.negotiate(now, id);
-                    }
-                    Internal::Message(id, data) => {
-                        if let Some(p) = self.participants.get(&id) {
-                            self.events.push_back(Event::Message {
-                                room: p.room.clone(),
-                                participant: id,
-                                data,
-                            });
-                        }
-                    }
-                    Internal::KeyframeRequest(id, mid) => {
-                        let track = self
-                            .participants
-                            .get_mut(&id)
-                            .and_then(|p| p.subscription_mut(mid))
-                            .and_then(|s| s.track);
-                        if let Some(t) = track {
-                            self.request_keyframe(now, t);
-                        }
-                    }
-                }
-            }
-            if !self.written.is_empty() {
-                self.drive_written(now);
-                continue;
-            }
-            let Some((id, reason)) = self.doomed.pop() else {
-                break;
-            };
-            self.remove(now, id, reason);
-        }
-    }
-
-    fn media_added(&mut self, id: ParticipantId, mid: Mid, kind: MediaKind, direction: Direction) {
-        let Some(p) = self.participants.get_mut(&id) else {
-            return;
-        };
-        let room = p.room.clone();
-        let receiving = matches!(direction, Direction::RecvOnly | Direction::SendRecv);
-        let sending = matches!(direction, Direction::SendOnly | Direction::SendRecv);
-        if receiving && matches!(p.role, Role::Publisher | Role::Member) {
-            let params = codec::negotiated(&p.rtc, mid);
-            if params.is_empty() {
-                warn!(participant = %id, %mid, "no forwardable codec negotiated; ignoring section");
-                return;
-            }
-            let track = TrackId(self.next_id);
-            self.next_id += 1;
-            p.tracks.push((mid, track));
-            self.tracks.insert(
-                track,
-                Track::new(track, id, mid, kind, params, self.config.gop_cache_packets),
-            );
-            info!(participant = %id, %track, ?kind, "track published");
-            self.events.push_back(Event::TrackPublished {
-                room,
-                participant: id,
-                track,
-                kind,
-            });
-        } else if sending && p.role == Role::Viewer {
-            p.subscriptions
-                .push(crate::subscription::Subscription::new(mid, kind));
-        }
-    }
-
-    /// Removes a participant and everything that hangs off it.
-    fn remove(&mut self, now: Instant, id: ParticipantId, reason: LeaveReason) {
-        let Some(mut p) = self.participants.remove(&id) else {
-            return;
-        };
-        if reason == LeaveReason::Requested {
-            // Say goodbye (RTCP BYE, DTLS close_notify) while the peer still listens.
-            if contained("closing", || p.rtc.close()).is_ok_and(|r| r.is_ok()) {
-                let mut ignored = VecDeque::new();
-                p.drive(now, &mut self.transmits, &mut ignored);
-            }
-        }
-        self.demux.remove_ufrag(&p.ufrag, id);
-        for addr in &p.addrs {
-            self.demux.forget_addr(*addr, id);
-        }
-        for (_, track) in &p.tracks {
-            let Some(t) = self.tracks.remove(track) else {
-                continue;
-            };
-            for (sid, mid) in &t.subscribers {
-                if let Some(sub) = self
-                    .participants
-                    .get_mut(sid)
-                    .and_then(|s| s.subscription_mut(*mid))
-                {
-                    sub.detach();
-                }
-            }
-            self.events.push_back(Event::TrackUnpublished {
-                room: p.room.clone(),
-                participant: id,
-                track: *track,
-            });
-        }
-        for sub in &p.subscriptions {
-            if let Some(t) = sub.track.and_then(|t| self.tracks.get_mut(&t)) {
-                t.subscribers.retain(|s| *s != (id, sub.mid));
-            }
-        }
-        let mut room_empty = false;
-        if let Some(r) = self.rooms.get_mut(&p.room) {
-            r.participants.retain(|x| *x != id);
-            room_empty = r.participants.is_empty();
-        }
-        if room_empty {
-            self.rooms.remove(&p.room);
-        }
-        info!(participant = %id, room = %p.room, ?reason, "left");
-        self.events.push_back(Event::Left {
-            room: p.room.clone(),
-            participant: id,
-            reason,
-        });
-        if !room_empty {
-            self.refresh_room(now, &p.room);
-        }
-    }
-}
-
-/// The audio and video sections the offer declared, as str0m accepted them: (mid, kind, the
-/// server's direction).
-fn media_sections(rtc: &Rtc, offer: &str) -> Vec<(Mid, MediaKind, Direction)> {
-    sdp::mids(offer)
-        .filter_map(|mid| {
-            let media = rtc.media(Mid::from(mid))?;
-            (!media.disabled()).then(|| (media.mid(), media.kind(), media.direction()))
-        })
-        .collect()
-}
-
-/// A new participant must bring at least one audio or video section that huddle can forward
-/// in the direction its role needs.
-fn check_usable_media(
-    p: &Participant,
-    role: Role,
-    sections: &[(Mid, MediaKind, Direction)],
-) -> Result<(), CoreError> {
-    for (mid, _, direction) in sections {
-        let direction_ok = match role {
-            Role::Publisher => matches!(direction, Direction::RecvOnly | Direction::SendRecv),
-            Role::Viewer => matches!(direction, Direction::SendOnly | Direction::SendRecv),
-            // Members receive through later server offers and may publish nothing.
-            Role::Member => return Ok(()),
-        };
-        if direction_ok && !codec::negotiated(&p.rtc, *mid).is_empty() {
-            return Ok(());
-        }
-    }
-    let what = match role {
-        Role::Publisher | Role::Member => "sends",
-        Role::Viewer => "receives",
-    };
-    Err(CoreError::NoUsableMedia(format!(
-        "{} usable audio/video section(s) in the offer, none {what} Opus, VP8, VP9, H264 (packetization-mode 1) or AV1",
-        sections.len()
-    )))
 }
 
 /// The answer to an ICE restart: new credentials and the server's candidates (RFC 8840).

@@ -8,6 +8,7 @@ use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Ssrc;
 
 use crate::TrackId;
+use crate::codec::PtTable;
 use crate::track::Packet;
 
 /// Outgoing sequence numbers start here, far enough from zero that reordered packets from
@@ -25,7 +26,7 @@ pub struct Subscription {
     /// The track forwarded, when there is one.
     pub track: Option<TrackId>,
     /// Publisher payload type → subscriber payload type, for the codecs both negotiated.
-    pub(crate) pt_map: Vec<(Pt, Pt)>,
+    pub(crate) pt_map: PtTable<Pt>,
     pub(crate) rewriter: Rewriter,
     /// The track's packets currently use a codec the subscriber did not negotiate.
     pub(crate) codec_mismatch: bool,
@@ -39,7 +40,7 @@ impl Subscription {
             mid,
             kind,
             track: None,
-            pt_map: Vec::new(),
+            pt_map: PtTable::default(),
             rewriter: Rewriter::new(kind == MediaKind::Video),
             codec_mismatch: false,
             backlog: VecDeque::new(),
@@ -49,17 +50,14 @@ impl Subscription {
     /// Stops forwarding: no track, nothing queued; the next source starts on a keyframe.
     pub(crate) fn detach(&mut self) {
         self.track = None;
-        self.pt_map.clear();
+        self.pt_map = PtTable::default();
         self.codec_mismatch = false;
         self.backlog.clear();
         self.rewriter.reset_source();
     }
 
     pub(crate) fn map_pt(&self, pt: Pt) -> Option<Pt> {
-        self.pt_map
-            .iter()
-            .find(|(from, _)| *from == pt)
-            .map(|(_, to)| *to)
+        self.pt_map.get(pt)
     }
 }
 

@@ -13,19 +13,10 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    /// Schedules `id` at `at`. `scheduled` is the participant's own record of its earliest
-    /// pending entry: a later deadline than that is not pushed (the earlier entry fires first
-    /// and reschedules), so the heap holds few stale entries whatever the packet rate.
-    pub(crate) fn schedule(
-        &mut self,
-        id: ParticipantId,
-        at: Instant,
-        scheduled: &mut Option<Instant>,
-    ) {
-        if scheduled.is_some_and(|s| s <= at) {
-            return;
-        }
-        *scheduled = Some(at);
+    /// Pushes a deadline. The participant keeps its own record of its earliest pending entry
+    /// and only asks for earlier ones, so the heap holds few stale entries whatever the
+    /// packet rate; a stale entry is recognised (and skipped) when it pops.
+    pub(crate) fn push(&mut self, id: ParticipantId, at: Instant) {
         self.heap.push(Reverse((at, id)));
     }
 

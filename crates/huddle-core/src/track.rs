@@ -1,4 +1,5 @@
-//! A published track: one media section a participant sends, received once and fanned out.
+//! A track: one media stream, received once and fanned out — published by a participant
+//! here, or relayed in from another worker or node.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,48 +8,76 @@ use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::{ExtensionValues, RtpPacket, SeqNo, Ssrc};
 
+use crate::codec::{self, PtTable};
+use crate::relay::RelayLink;
 use crate::{Codec, ParticipantId, TrackId, keyframe};
 
-/// One media stream a participant publishes.
+/// Where a track's packets come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A participant in this room publishes it on its `mid`.
+    Local { owner: ParticipantId, mid: Mid },
+    /// Another worker (or node) relays it in over `link`.
+    Relay(RelayLink),
+}
+
+/// Which subscription of which participant receives a track: the participant and the slot
+/// of its subscription (stable for the subscription's life).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SubRef {
+    pub participant: ParticipantId,
+    pub slot: usize,
+}
+
+/// One media stream.
 #[derive(Debug)]
 pub struct Track {
     pub id: TrackId,
-    pub owner: ParticipantId,
-    /// The publisher's `mid` for it.
-    pub mid: Mid,
     pub kind: MediaKind,
-    /// The payload types negotiated with the publisher for this section.
+    pub source: Source,
+    /// The payload types negotiated with the publisher for this stream.
     pub(crate) params: Vec<PayloadParams>,
-    /// Who receives it: subscriber and the subscriber's `mid`.
-    pub(crate) subscribers: Vec<(ParticipantId, Mid)>,
+    codecs: PtTable<(Codec, u32)>,
+    /// Local subscribers.
+    pub(crate) subscribers: Vec<SubRef>,
+    /// Other workers or nodes this track is relayed to, once each.
+    pub(crate) downstreams: Vec<RelayLink>,
     pub(crate) gop: GopCache,
     pub(crate) keyframe_requests: KeyframeThrottle,
-    pub(crate) source: SourceSsrc,
+    pub(crate) ssrc: SourceSsrc,
 }
 
 impl Track {
     pub(crate) fn new(
         id: TrackId,
-        owner: ParticipantId,
-        mid: Mid,
+        source: Source,
         kind: MediaKind,
         params: Vec<PayloadParams>,
         gop_limit: usize,
     ) -> Self {
         Track {
             id,
-            owner,
-            mid,
             kind,
+            source,
+            codecs: codec::codec_table(&params),
             params,
             subscribers: Vec::new(),
+            downstreams: Vec::new(),
             gop: GopCache::new(if kind == MediaKind::Video {
                 gop_limit
             } else {
                 0
             }),
             keyframe_requests: KeyframeThrottle::default(),
-            source: SourceSsrc::default(),
+            ssrc: SourceSsrc::default(),
+        }
+    }
+
+    /// The publishing participant, for a local track.
+    pub fn owner(&self) -> Option<ParticipantId> {
+        match self.source {
+            Source::Local { owner, .. } => Some(owner),
+            Source::Relay(_) => None,
         }
     }
 
@@ -60,26 +89,34 @@ impl Track {
 
     /// Codec and clock rate of one of the track's payload types.
     pub(crate) fn codec_of(&self, pt: Pt) -> Option<(Codec, u32)> {
-        self.params
-            .iter()
-            .find(|p| p.pt() == pt)
-            .map(|p| (p.spec().codec, p.spec().clock_rate.get()))
+        self.codecs.get(pt)
+    }
+
+    /// The relayed publisher changed codecs or payload types: forward by the new ones.
+    pub(crate) fn set_params(&mut self, params: Vec<PayloadParams>) {
+        self.codecs = codec::codec_table(&params);
+        self.params = params;
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.len()
     }
 }
 
-/// The fields of a received packet that forwarding needs, cheap to clone (shared payload).
+/// One received RTP packet, as forwarding needs it: cheap to clone (the payload is shared),
+/// and `Send`, so that it can be relayed to another worker as it is.
 #[derive(Clone, Debug)]
-pub(crate) struct Packet {
-    pub ssrc: Ssrc,
-    pub seq: SeqNo,
-    pub ts: u32,
-    pub pt: Pt,
-    pub marker: bool,
-    pub payload: Arc<[u8]>,
-    pub ext: ExtensionValues,
-    pub arrival: Instant,
-    pub keyframe_start: bool,
-    pub clock_rate: u32,
+pub struct Packet {
+    pub(crate) ssrc: Ssrc,
+    pub(crate) seq: SeqNo,
+    pub(crate) ts: u32,
+    pub(crate) pt: Pt,
+    pub(crate) marker: bool,
+    pub(crate) payload: Arc<[u8]>,
+    pub(crate) ext: ExtensionValues,
+    pub(crate) arrival: Instant,
+    pub(crate) keyframe_start: bool,
+    pub(crate) clock_rate: u32,
 }
 
 impl Packet {
@@ -104,6 +141,16 @@ impl Packet {
             clock_rate,
         }
     }
+
+    /// The payload, as the publisher sent it.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// When it arrived.
+    pub fn arrival(&self) -> Instant {
+        self.arrival
+    }
 }
 
 /// The packets of the current group of pictures (from the last keyframe on), so that a new
@@ -115,7 +162,7 @@ pub(crate) struct GopCache {
 }
 
 impl GopCache {
-    fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         GopCache {
             limit,
             packets: Vec::new(),

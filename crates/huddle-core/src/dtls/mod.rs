@@ -7,8 +7,8 @@
 //! itself, STUN's HMAC and the fingerprints stay on str0m's aws-lc-rs provider: the per-packet
 //! path does not change.
 //!
-//! The server's certificate is ECDSA P-256, made once per [`Sfu`](crate::Sfu), so that a join
-//! costs no key generation.
+//! The server's certificate is ECDSA P-256, made once per process, so that a join costs no
+//! key generation.
 
 mod instance;
 
@@ -50,9 +50,12 @@ impl DtlsProvider for OpensslDtls {
     }
 }
 
-/// The server's DTLS certificate, made once per [`Sfu`](crate::Sfu).
+/// The server's DTLS certificate, made once per process (key generation is the slow part of
+/// a join otherwise); every peer connection presents it.
 pub(crate) fn certificate() -> Option<DtlsCert> {
-    OPENSSL_DTLS.generate_certificate()
+    static CERT: OnceLock<Option<DtlsCert>> = OnceLock::new();
+    CERT.get_or_init(|| OPENSSL_DTLS.generate_certificate())
+        .clone()
 }
 
 /// str0m's aws-lc-rs provider with huddle's DTLS: one instance for the process.

@@ -133,11 +133,22 @@ pub fn vp8_payload(frame: u64, index: u64, key: bool) -> Vec<u8> {
     p
 }
 
+/// A second worker's `Sfu` (an edge), fed by relays from the first.
+pub struct Edge {
+    pub sfu: Sfu,
+    pub addr: SocketAddr,
+}
+
+pub const EDGE_ADDR: &str = "127.0.0.1:4001";
+
 pub struct Net {
     pub now: Instant,
     pub start: Instant,
     pub sfu: Sfu,
     pub sfu_addr: SocketAddr,
+    pub edge: Option<Edge>,
+    /// Relay messages carried each way: (origin → edge, edge → origin).
+    pub relayed: (u64, u64),
     pub peers: Vec<Peer>,
     pub events: Vec<Event>,
     /// (deliver at, from, to, bytes), in send order (one fixed latency keeps it sorted).
@@ -156,6 +167,8 @@ impl Net {
             start: now,
             sfu: Sfu::new(SfuConfig::new(vec![sfu_addr])),
             sfu_addr,
+            edge: None,
+            relayed: (0, 0),
             peers: Vec::new(),
             events: Vec::new(),
             wire: VecDeque::new(),
@@ -312,9 +325,49 @@ impl Net {
         Ok(i)
     }
 
+    /// Adds a second worker (an edge), sharing the first one's ids.
+    pub fn add_edge(&mut self) {
+        let addr: SocketAddr = EDGE_ADDR.parse().unwrap();
+        let config = SfuConfig {
+            ids: self.sfu.config().ids.clone(),
+            ..SfuConfig::new(vec![addr])
+        };
+        self.edge = Some(Edge {
+            sfu: Sfu::new(config),
+            addr,
+        });
+    }
+
+    /// Relays `room`'s main feed from the first worker to the edge over `link`.
+    pub fn relay(&mut self, room: &str, link: huddle_core::RelayLink) {
+        let now = self.now;
+        self.sfu.relay_to(now, room, link).unwrap();
+        self.edge_sfu().relay_from(room, link).unwrap();
+        self.drain_sfu();
+    }
+
+    pub fn edge_sfu(&mut self) -> &mut Sfu {
+        &mut self.edge.as_mut().expect("add_edge first").sfu
+    }
+
+    /// A viewer on the edge worker.
+    pub fn edge_viewer(&mut self, name: &'static str, room: &str) -> usize {
+        let i = self.add_peer(name);
+        let (offer, pending) = self.offer(i, Direction::RecvOnly, true, true);
+        let now = self.now;
+        let answer = self.edge_sfu().view(now, room, &offer).unwrap();
+        self.finish(i, pending, &answer.sdp, answer.participant);
+        i
+    }
+
     pub fn leave(&mut self, i: usize) {
         let id = self.peers[i].id.take().unwrap();
-        self.sfu.leave(self.now, id).unwrap();
+        if self.sfu.participant(id).is_some() {
+            self.sfu.leave(self.now, id).unwrap();
+        } else {
+            let now = self.now;
+            self.edge_sfu().leave(now, id).unwrap();
+        }
         self.peers[i].unplugged = true;
         self.drain_sfu();
     }
@@ -378,6 +431,30 @@ impl Net {
 
     fn drain_sfu(&mut self) {
         loop {
+            if let Some(edge) = &mut self.edge {
+                // Relays are in-memory channels between workers: carried at once.
+                let mut moved = false;
+                while let Some((link, msg)) = self.sfu.poll_relay() {
+                    edge.sfu.relay_in(self.now, link, msg);
+                    self.relayed.0 += 1;
+                    moved = true;
+                }
+                while let Some((link, msg)) = edge.sfu.poll_relay() {
+                    self.sfu.relay_in(self.now, link, msg);
+                    self.relayed.1 += 1;
+                    moved = true;
+                }
+                while let Some(t) = edge.sfu.poll_transmit() {
+                    self.wire
+                        .push_back((self.now + LATENCY, t.source, t.destination, t.contents));
+                }
+                while let Some(e) = edge.sfu.poll_event() {
+                    self.events.push(e);
+                }
+                if moved {
+                    continue;
+                }
+            }
             while let Some(t) = self.sfu.poll_transmit() {
                 self.wire
                     .push_back((self.now + LATENCY, t.source, t.destination, t.contents));
@@ -500,6 +577,9 @@ impl Net {
             if let Some(t) = self.sfu.poll_timeout() {
                 next = next.min(t);
             }
+            if let Some(t) = self.edge.as_ref().and_then(|e| e.sfu.poll_timeout()) {
+                next = next.min(t);
+            }
             for p in &self.peers {
                 if !p.unplugged {
                     next = next.min(p.deadline);
@@ -513,10 +593,14 @@ impl Net {
             // Everything due now: the SFU gets its datagrams as one batch (as from recvmmsg),
             // peers one by one.
             let mut to_sfu = Vec::new();
+            let mut to_edge = Vec::new();
+            let edge_addr = self.edge.as_ref().map(|e| e.addr);
             while self.wire.front().is_some_and(|(t, ..)| *t <= self.now) {
                 let (_, from, to, bytes) = self.wire.pop_front().unwrap();
                 if to == self.sfu_addr {
                     to_sfu.push((from, to, bytes));
+                } else if Some(to) == edge_addr {
+                    to_edge.push((from, to, bytes));
                 } else if let Some(i) = self.peers.iter().position(|p| p.addr == to && !p.unplugged)
                 {
                     let input = Input::Receive(
@@ -539,6 +623,17 @@ impl Net {
                     contents: bytes,
                 });
                 self.sfu.handle_datagrams(self.now, batch);
+            }
+            if let Some(edge) = &mut self.edge {
+                let batch = to_edge.iter().map(|(from, to, bytes)| Datagram {
+                    source: *from,
+                    destination: *to,
+                    contents: bytes,
+                });
+                edge.sfu.handle_datagrams(self.now, batch);
+                if edge.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
+                    edge.sfu.handle_timeout(self.now);
+                }
             }
             self.drain_sfu();
             if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {

@@ -1,0 +1,422 @@
+//! A room: the participants that share media, the tracks they publish, and who receives
+//! what. Media never crosses rooms; each room settles on its own (the packets a step produced
+//! are fanned out, the subscribers written to are driven once, the dead are removed).
+//!
+//! - [`routing`]: which track feeds which subscription, fan-out, keyframes, relays.
+//! - [`negotiation`]: members' server offers and answers.
+
+pub(crate) mod negotiation;
+pub(crate) mod routing;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use str0m::Input;
+use str0m::media::{Direction, MediaKind, Mid};
+use tracing::{debug, info, warn};
+
+use crate::contain::contained;
+use crate::out::{Out, Removed};
+use crate::participant::{Internal, Participant, Role};
+use crate::relay::{Feed, Relay};
+use crate::subscription::Subscription;
+use crate::track::{Source, Track};
+use crate::{CoreError, Event, LeaveReason, ParticipantId, SfuConfig, TrackId, codec};
+
+/// What every room step needs from the [`Sfu`](crate::Sfu): the time, the configuration and
+/// where outputs go.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    pub now: Instant,
+    pub config: &'a SfuConfig,
+    pub out: &'a mut Out,
+}
+
+/// Participants that see each other's media, and their tracks.
+#[derive(Debug)]
+pub struct Room {
+    pub name: String,
+    pub(crate) participants: FxHashMap<ParticipantId, Participant>,
+    /// In join order: the longest-present publisher is the one viewers receive.
+    pub(crate) order: Vec<ParticipantId>,
+    pub(crate) tracks: FxHashMap<TrackId, Track>,
+    /// Other workers (or nodes) this room's main feed is relayed to.
+    pub(crate) downstreams: Vec<Feed>,
+    /// The worker (or node) this room's main feed is relayed from, when it is published
+    /// elsewhere.
+    pub(crate) upstream: Option<Feed>,
+    /// What driving participants produced, not yet handled.
+    internal: VecDeque<Internal>,
+    /// Subscribers written to since they were last driven.
+    written: Vec<ParticipantId>,
+    /// Participants to remove once the current step is done.
+    doomed: Vec<(ParticipantId, LeaveReason)>,
+}
+
+impl Room {
+    pub(crate) fn new(name: String) -> Self {
+        Room {
+            name,
+            participants: FxHashMap::default(),
+            order: Vec::new(),
+            tracks: FxHashMap::default(),
+            downstreams: Vec::new(),
+            upstream: None,
+            internal: VecDeque::new(),
+            written: Vec::new(),
+            doomed: Vec::new(),
+        }
+    }
+
+    /// The participants, in join order.
+    pub fn participants(&self) -> impl Iterator<Item = &Participant> {
+        self.order.iter().filter_map(|id| self.participants.get(id))
+    }
+
+    pub fn participant(&self, id: ParticipantId) -> Option<&Participant> {
+        self.participants.get(&id)
+    }
+
+    pub fn track(&self, id: TrackId) -> Option<&Track> {
+        self.tracks.get(&id)
+    }
+
+    pub fn tracks(&self) -> impl Iterator<Item = &Track> {
+        self.tracks.values()
+    }
+
+    /// Nothing keeps the room: no participant, and no other worker relaying from it.
+    pub(crate) fn is_unused(&self) -> bool {
+        self.participants.is_empty() && self.downstreams.is_empty()
+    }
+
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.tracks.values().map(|t| t.subscribers.len()).sum()
+    }
+
+    /// Admits a participant whose offer was accepted: it publishes what it sends, viewers
+    /// get a subscription per section they receive on. Runs the room until it settles.
+    pub(crate) fn admit(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        mut p: Participant,
+        sections: Vec<(Mid, MediaKind, Direction)>,
+    ) {
+        let id = p.id;
+        // str0m's ICE agent sends no check before its first timeout, and nothing would
+        // schedule one for a peer that only receives: start it now, so that huddle checks the
+        // peer's candidates at once whatever its role (a full ICE agent checks both ways).
+        p.handle_timeout(cx.now);
+        p.drive(cx.now, cx.out, &mut self.internal);
+        let role = p.role;
+        cx.out.events.push_back(Event::Joined {
+            room: self.name.clone(),
+            participant: id,
+            role,
+        });
+        info!(participant = %id, room = %self.name, ?role, "joined");
+        self.participants.insert(id, p);
+        self.order.push(id);
+        for (mid, kind, direction) in sections {
+            self.media_added(cx, id, mid, kind, direction);
+        }
+        self.refresh(cx);
+        self.after_drive(cx, id);
+        self.settle(cx);
+    }
+
+    fn media_added(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: ParticipantId,
+        mid: Mid,
+        kind: MediaKind,
+        direction: Direction,
+    ) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let receiving = matches!(direction, Direction::RecvOnly | Direction::SendRecv);
+        let sending = matches!(direction, Direction::SendOnly | Direction::SendRecv);
+        if receiving && matches!(p.role, Role::Publisher | Role::Member) {
+            let params = codec::negotiated(&p.rtc, mid);
+            if params.is_empty() {
+                warn!(participant = %id, %mid, "no forwardable codec negotiated; ignoring section");
+                return;
+            }
+            let track = cx.config.ids.track();
+            p.tracks.push((mid, track));
+            let source = Source::Local { owner: id, mid };
+            let gop = cx.config.gop_cache_packets;
+            self.tracks
+                .insert(track, Track::new(track, source, kind, params, gop));
+            info!(participant = %id, %track, ?kind, "track published");
+            cx.out.events.push_back(Event::TrackPublished {
+                room: self.name.clone(),
+                participant: id,
+                track,
+                kind,
+            });
+        } else if sending && p.role == Role::Viewer {
+            p.subscriptions.insert(Subscription::new(mid, kind));
+        }
+    }
+
+    /// Feeds one datagram (already routed here) to its participant.
+    pub(crate) fn receive(&mut self, cx: &mut Ctx<'_>, id: ParticipantId, input: Input<'_>) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        p.last_heard = cx.now;
+        match contained("a datagram", || p.rtc.handle_input(input)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // A bad packet is the peer's problem, not the server's: drop it and go on.
+                cx.out.counters.datagrams_malformed += 1;
+                debug!(participant = %id, "input rejected: {e}");
+            }
+            Err(_) => {
+                p.dead = Some(LeaveReason::Failed);
+                self.after_drive(cx, id);
+                return;
+            }
+        }
+        p.drive(cx.now, cx.out, &mut self.internal);
+        self.after_drive(cx, id);
+    }
+
+    /// A participant's deadline came: str0m's timers, connect and silence timeouts, catch-up
+    /// backlogs, merged keyframe requests.
+    pub(crate) fn on_timer(&mut self, cx: &mut Ctx<'_>, id: ParticipantId) {
+        let now = cx.now;
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        if !p.connected && now >= p.created_at + cx.config.connect_timeout {
+            info!(participant = %id, "did not connect in time");
+            p.dead = Some(LeaveReason::Timeout);
+        }
+        if p.connected && now >= p.last_heard + cx.config.silence_timeout {
+            info!(participant = %id, "nothing heard for {:?}", cx.config.silence_timeout);
+            p.dead = Some(LeaveReason::Timeout);
+        }
+        if p.rtc_deadline <= now {
+            p.handle_timeout(now);
+            p.drive(now, cx.out, &mut self.internal);
+        }
+        if p.backlog_due.is_some_and(|d| d <= now) {
+            cx.out.counters.packets_forwarded += p.drain_backlogs(now);
+            p.drive(now, cx.out, &mut self.internal);
+        }
+        if p.keyframe_due.is_some_and(|d| d <= now) {
+            p.keyframe_due = None;
+            let own: Vec<TrackId> = p.tracks().collect();
+            let interval = cx.config.keyframe_request_interval;
+            for t in own {
+                if self
+                    .tracks
+                    .get(&t)
+                    .is_some_and(|t| t.keyframe_requests.due(interval).is_some())
+                {
+                    self.request_keyframe(cx, t);
+                }
+            }
+        }
+        self.after_drive(cx, id);
+    }
+
+    /// Bookkeeping after a participant's `Rtc` was driven: doom it if it died, otherwise ask
+    /// for its next deadline.
+    pub(crate) fn after_drive(&mut self, cx: &mut Ctx<'_>, id: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        if let Some(reason) = p.dead {
+            if !self.doomed.iter().any(|(d, _)| *d == id) {
+                self.doomed.push((id, reason));
+            }
+            return;
+        }
+        let at = p.next_deadline(cx.config);
+        if p.scheduled.is_none_or(|s| at < s) {
+            p.scheduled = Some(at);
+            cx.out.deadlines.push((id, at));
+        }
+    }
+
+    /// Handles what driving produced, until nothing is left: packets are fanned out, the
+    /// subscribers written to are driven once each, the dead are removed.
+    pub(crate) fn settle(&mut self, cx: &mut Ctx<'_>) {
+        loop {
+            while let Some(item) = self.internal.pop_front() {
+                self.handle(cx, item);
+            }
+            if !self.written.is_empty() {
+                for id in std::mem::take(&mut self.written) {
+                    if let Some(p) = self.participants.get_mut(&id) {
+                        p.written = false;
+                        p.drive(cx.now, cx.out, &mut self.internal);
+                        self.after_drive(cx, id);
+                    }
+                }
+                continue;
+            }
+            let Some((id, reason)) = self.doomed.pop() else {
+                break;
+            };
+            self.remove(cx, id, reason);
+        }
+    }
+
+    fn handle(&mut self, cx: &mut Ctx<'_>, item: Internal) {
+        match item {
+            Internal::Rtp(id, packet) => self.forward(cx, id, packet),
+            Internal::Connected(id) => {
+                info!(participant = %id, "connected");
+                cx.out
+                    .events
+                    .push_back(Event::Connected { participant: id });
+                let attached: Vec<(usize, TrackId)> = self
+                    .participants
+                    .get(&id)
+                    .map(|p| {
+                        p.subscriptions
+                            .iter()
+                            .filter_map(|(slot, s)| Some((slot, s.track?)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (slot, track) in attached {
+                    self.start_video(cx, id, slot, track);
+                }
+                self.negotiate(cx, id);
+            }
+            Internal::Message(id, data) => cx.out.events.push_back(Event::Message {
+                room: self.name.clone(),
+                participant: id,
+                data,
+            }),
+            Internal::KeyframeRequest(id, mid) => {
+                let track = self.participants.get(&id).and_then(|p| {
+                    let slot = p.slot_of(mid)?;
+                    p.subscriptions.get(slot)?.track
+                });
+                if let Some(t) = track {
+                    self.request_keyframe(cx, t);
+                }
+            }
+        }
+    }
+
+    /// Runs `f`, str0m calls on participant `id`'s client data, contained: should str0m
+    /// panic, that participant alone is dropped and the caller gets the error. The
+    /// participant is driven afterwards either way.
+    pub(crate) fn with_peer<T>(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: ParticipantId,
+        what: &'static str,
+        f: impl FnOnce(&mut Participant) -> T,
+    ) -> Result<T, CoreError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(CoreError::UnknownParticipant(id))?;
+        let out = contained(what, || f(p));
+        match &out {
+            Ok(_) => p.drive(cx.now, cx.out, &mut self.internal),
+            Err(_) => p.dead = Some(LeaveReason::Failed),
+        }
+        self.after_drive(cx, id);
+        self.settle(cx);
+        out
+    }
+
+    /// Removes a participant at its own request: DTLS is closed politely.
+    pub(crate) fn leave(&mut self, cx: &mut Ctx<'_>, id: ParticipantId) {
+        self.doomed.push((id, LeaveReason::Requested));
+        self.settle(cx);
+    }
+
+    /// Removes a participant and everything that hangs off it.
+    fn remove(&mut self, cx: &mut Ctx<'_>, id: ParticipantId, reason: LeaveReason) {
+        let Some(mut p) = self.participants.remove(&id) else {
+            return;
+        };
+        self.order.retain(|x| *x != id);
+        if reason == LeaveReason::Requested {
+            // Say goodbye (RTCP BYE, DTLS close_notify) while the peer still listens.
+            if contained("closing", || p.rtc.close()).is_ok_and(|r| r.is_ok()) {
+                let mut ignored = VecDeque::new();
+                p.drive(cx.now, cx.out, &mut ignored);
+            }
+        }
+        for track in p.tracks().collect::<Vec<_>>() {
+            self.unpublish(cx, track);
+            cx.out.events.push_back(Event::TrackUnpublished {
+                room: self.name.clone(),
+                participant: id,
+                track,
+            });
+        }
+        for (slot, sub) in &p.subscriptions {
+            if let Some(t) = sub.track.and_then(|t| self.tracks.get_mut(&t)) {
+                t.subscribers
+                    .retain(|s| !(s.participant == id && s.slot == slot));
+            }
+        }
+        cx.out.removed.push(Removed {
+            id,
+            ufrag: p.ufrag.clone(),
+            addrs: std::mem::take(&mut p.addrs),
+        });
+        info!(participant = %id, room = %self.name, ?reason, "left");
+        cx.out.events.push_back(Event::Left {
+            room: self.name.clone(),
+            participant: id,
+            reason,
+        });
+        if self.participants.is_empty()
+            && let Some(up) = &self.upstream
+        {
+            // The last viewer of an edge room left: the origin can stop relaying.
+            cx.out.relay.push_back((up.link, Relay::Unsubscribed));
+            self.close_upstream(cx);
+        }
+        self.refresh(cx);
+    }
+
+    /// Removes a track: its subscribers wait for another source, its relays end.
+    pub(crate) fn unpublish(&mut self, cx: &mut Ctx<'_>, track: TrackId) {
+        let Some(t) = self.tracks.remove(&track) else {
+            return;
+        };
+        for s in &t.subscribers {
+            if let Some(sub) = self
+                .participants
+                .get_mut(&s.participant)
+                .and_then(|p| p.subscriptions.get_mut(s.slot))
+            {
+                sub.detach();
+            }
+        }
+        for f in &mut self.downstreams {
+            let slot = f.slot(t.kind);
+            if *slot == Some(track) {
+                *slot = None;
+                cx.out
+                    .relay
+                    .push_back((f.link, Relay::Ended { kind: t.kind }));
+            }
+        }
+    }
+}
+
+/// Room names go into URLs and logs: 1–64 characters of `A-Z a-z 0-9 . _ ~ -`.
+pub fn valid_room_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+}
