@@ -20,12 +20,17 @@ pub fn init_logging() {
 
 /// Starts huddle on 127.0.0.1 with ephemeral HTTP and UDP ports.
 pub async fn start_server(token: Option<&str>) -> Server {
-    init_logging();
-    huddle_client::ensure_crypto_provider();
-    let config = Config {
+    start_with(Config {
         token: token.map(str::to_owned),
         ..Config::ephemeral()
-    };
+    })
+    .await
+}
+
+/// Starts huddle with `config`.
+pub async fn start_with(config: Config) -> Server {
+    init_logging();
+    huddle_client::ensure_crypto_provider();
     match Server::start(config).await {
         Ok(s) => s,
         Err(e) => panic!("server did not start: {e}"),

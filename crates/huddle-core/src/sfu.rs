@@ -81,6 +81,30 @@ pub struct SfuStats {
     pub keyframe_requests_sent: u64,
 }
 
+impl std::ops::Add for SfuStats {
+    type Output = SfuStats;
+
+    /// Two workers' figures together.
+    fn add(self, b: SfuStats) -> SfuStats {
+        SfuStats {
+            rooms: self.rooms + b.rooms,
+            participants: self.participants + b.participants,
+            tracks: self.tracks + b.tracks,
+            subscriptions: self.subscriptions + b.subscriptions,
+            relay_links: self.relay_links + b.relay_links,
+            demux_ufrags: self.demux_ufrags + b.demux_ufrags,
+            demux_addrs: self.demux_addrs + b.demux_addrs,
+            timer_entries: self.timer_entries + b.timer_entries,
+            datagrams_unrouted: self.datagrams_unrouted + b.datagrams_unrouted,
+            datagrams_malformed: self.datagrams_malformed + b.datagrams_malformed,
+            packets_received: self.packets_received + b.packets_received,
+            packets_forwarded: self.packets_forwarded + b.packets_forwarded,
+            packets_relayed: self.packets_relayed + b.packets_relayed,
+            keyframe_requests_sent: self.keyframe_requests_sent + b.keyframe_requests_sent,
+        }
+    }
+}
+
 /// The SFU state machine of one media worker. See the [crate docs](crate) for the model and
 /// the driving loop.
 #[derive(Debug)]

@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     endpoints
         .merge(sessions)
         .route("/debug/stats", get(debug_stats))
+        .route("/debug/residence/reset", post(reset_residence))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_bearer,
@@ -106,18 +107,22 @@ async fn advertise_accepted_types(request: Request, next: Next) -> Response {
     response
 }
 
-/// The core's counters as JSON, for operators and tests.
+/// The core's counters as JSON, for operators, tests and the load harness.
 async fn debug_stats(State(state): State<AppState>) -> Result<Response, ApiError> {
     let s = state
         .media
         .stats()
         .await
         .map_err(|_| ApiError::Unavailable)?;
+    let report = state.media.report();
+    let residence = &report.residence;
+    let us = |q: f64| crate::media::board::quantile(residence, q).as_micros() as u64;
     Ok(axum::Json(serde_json::json!({
         "rooms": s.rooms,
         "participants": s.participants,
         "tracks": s.tracks,
         "subscriptions": s.subscriptions,
+        "relay_links": s.relay_links,
         "demux_ufrags": s.demux_ufrags,
         "demux_addrs": s.demux_addrs,
         "timer_entries": s.timer_entries,
@@ -125,14 +130,33 @@ async fn debug_stats(State(state): State<AppState>) -> Result<Response, ApiError
         "datagrams_malformed": s.datagrams_malformed,
         "packets_received": s.packets_received,
         "packets_forwarded": s.packets_forwarded,
+        "packets_relayed": s.packets_relayed,
+        "relay_dropped": report.relay_dropped,
         "keyframe_requests_sent": s.keyframe_requests_sent,
         "sessions": state.sessions.len(),
+        "workers": state.media.workers(),
+        "forwarded_per_worker": state.media.forwarded_per_worker(),
+        "residence_us": {
+            "count": residence.len(),
+            "p50": us(0.5),
+            "p99": us(0.99),
+            "p999": us(0.999),
+            "max": residence.max(),
+        },
     }))
     .into_response())
 }
 
-/// Prometheus text format.
-async fn prometheus() -> Response {
+/// `POST /debug/residence/reset`: the residence histograms start afresh (a load test's
+/// measurement window); the workers pick it up within a second.
+async fn reset_residence(State(state): State<AppState>) -> StatusCode {
+    state.media.reset_residence();
+    StatusCode::NO_CONTENT
+}
+
+/// Prometheus text format, from the media workers' latest reports.
+async fn prometheus(State(state): State<AppState>) -> Response {
+    crate::telemetry::publish(&state.media.report(), state.sessions.len());
     match crate::telemetry::handle() {
         Some(h) => h.render().into_response(),
         None => (StatusCode::NOT_FOUND, "metrics recorder not installed\n").into_response(),

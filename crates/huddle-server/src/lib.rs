@@ -24,7 +24,7 @@ pub mod udp;
 
 use std::net::SocketAddr;
 
-use huddle_core::{Sfu, SfuConfig, SfuStats};
+use huddle_core::SfuStats;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -55,34 +55,52 @@ pub struct MediaStopped(pub String);
 #[derive(Debug)]
 pub struct Server {
     pub http_addr: SocketAddr,
-    /// The bound UDP address.
+    /// The first media worker's bound UDP address.
     pub udp_addr: SocketAddr,
-    /// The address announced in ICE candidates.
+    /// Every media worker's bound UDP address.
+    pub udp_addrs: Vec<SocketAddr>,
+    /// The address announced in the first worker's ICE candidates.
     pub advertised: SocketAddr,
     media: MediaHandle,
     sessions: Sessions,
     health: Health,
-    /// Set by the watcher when the media loop ends without being asked to.
+    /// Set by the watcher when a media worker ends without being asked to.
     failure: watch::Receiver<Option<MediaStopped>>,
     stop: Option<oneshot::Sender<()>>,
     http_task: JoinHandle<()>,
-    media_loop: tokio::task::AbortHandle,
     watcher: JoinHandle<()>,
 }
 
 impl Server {
-    /// Binds both sockets and starts serving on the current tokio runtime.
+    /// Binds every socket and starts serving on the current tokio runtime (HTTP) and on one
+    /// thread per media worker.
     pub async fn start(config: Config) -> Result<Server, StartError> {
-        let udp = udp::bind(config.udp).map_err(|e| StartError::Udp(config.udp, e))?;
-        let udp_addr = udp
-            .local_addr()
-            .map_err(|e| StartError::Udp(config.udp, e))?;
-        let advertised = match config.public_ip {
-            Some(ip) => SocketAddr::new(ip, udp_addr.port()),
-            None if udp_addr.ip().is_unspecified() => {
-                return Err(StartError::NoAdvertisedAddress(udp_addr));
+        let mut sockets = Vec::new();
+        for i in 0..config.worker_count() {
+            let mut addr = config.udp;
+            if addr.port() != 0 {
+                let port = u16::try_from(usize::from(addr.port()) + i)
+                    .map_err(|_| StartError::Udp(addr, std::io::ErrorKind::InvalidInput.into()))?;
+                addr.set_port(port);
             }
-            None => udp_addr,
+            let socket = udp::bind(addr).map_err(|e| StartError::Udp(addr, e))?;
+            let bound = socket.local_addr().map_err(|e| StartError::Udp(addr, e))?;
+            let advertised = match config.public_ip {
+                Some(ip) => SocketAddr::new(ip, bound.port()),
+                None if bound.ip().is_unspecified() => {
+                    return Err(StartError::NoAdvertisedAddress(bound));
+                }
+                None => bound,
+            };
+            sockets.push((socket, bound, advertised));
+        }
+        let udp_addrs: Vec<SocketAddr> = sockets.iter().map(|(_, b, _)| *b).collect();
+        let (Some(&udp_addr), Some(advertised)) = (udp_addrs.first(), sockets.first().map(|s| s.2))
+        else {
+            return Err(StartError::Udp(
+                config.udp,
+                std::io::ErrorKind::InvalidInput.into(),
+            ));
         };
         let listener = TcpListener::bind(config.http)
             .await
@@ -94,12 +112,14 @@ impl Server {
         telemetry::install();
         let health = Health::default();
         let sessions = Sessions::default();
-        let sfu = Sfu::new(SfuConfig::new(vec![advertised]));
         let registry = signaling::Registry::default();
-        let (media, media_loop) =
-            media::spawn(udp, advertised, sfu, sessions.clone(), registry.clone());
-        let media_abort = media_loop.abort_handle();
-        let (watcher, failure) = watch_media(media_loop, health.clone());
+        let media_config = media::MediaConfig {
+            sockets: sockets.into_iter().map(|(s, _, a)| (s, a)).collect(),
+            spread_after: config.spread_after,
+        };
+        let (media, exits) = media::spawn(media_config, sessions.clone(), registry.clone())
+            .map_err(|e| StartError::Udp(udp_addr, e))?;
+        let (watcher, failure) = watch_media(exits, health.clone());
         let app = http::router(AppState {
             media: media.clone(),
             sessions: sessions.clone(),
@@ -120,6 +140,7 @@ impl Server {
         Ok(Server {
             http_addr,
             udp_addr,
+            udp_addrs,
             advertised,
             media,
             sessions,
@@ -127,12 +148,11 @@ impl Server {
             failure,
             stop: Some(stop),
             http_task,
-            media_loop: media_abort,
             watcher,
         })
     }
 
-    /// Resolves when the media loop has stopped unexpectedly (never while it runs).
+    /// Resolves when a media worker has stopped unexpectedly (never while they run).
     pub async fn media_stopped(&self) -> MediaStopped {
         let mut failure = self.failure.clone();
         loop {
@@ -146,8 +166,8 @@ impl Server {
         }
     }
 
-    /// Serves until `stop` resolves (then shuts down, `Ok`) or the media loop dies (`Err`, for
-    /// the process to exit non-zero so that its supervisor restarts it).
+    /// Serves until `stop` resolves (then shuts down, `Ok`) or a media worker dies (`Err`,
+    /// for the process to exit non-zero so that its supervisor restarts it).
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), MediaStopped> {
         let outcome = tokio::select! {
             () = stop => Ok(()),
@@ -169,9 +189,19 @@ impl Server {
         format!("{}/whep/{room}", self.base_url())
     }
 
-    /// The core's counters, or `None` once the media loop stopped.
+    /// The core's counters (all workers), or `None` once the media workers stopped.
     pub async fn stats(&self) -> Option<SfuStats> {
         self.media.stats().await.ok()
+    }
+
+    /// Forwarded packets per media worker (from their latest reports, ≤ 1 s old).
+    pub fn forwarded_per_worker(&self) -> Vec<u64> {
+        self.media.forwarded_per_worker()
+    }
+
+    /// Relay links between media workers.
+    pub fn relay_links(&self) -> usize {
+        self.media.relay_links()
     }
 
     /// Open WHIP/WHEP sessions.
@@ -179,44 +209,35 @@ impl Server {
         self.sessions.len()
     }
 
-    /// Stops HTTP (letting requests in flight finish) and the media loop.
+    /// Stops HTTP (letting requests in flight finish) and the media workers.
     pub async fn shutdown(mut self) {
         self.health.set(Phase::Draining);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.http_task).await;
-        self.media_loop.abort();
+        self.media.stop();
         let _ = (&mut self.watcher).await;
     }
 }
 
-/// Watches the media loop: if it ends while the server is not draining (a bug, or a panic in
-/// huddle's own code, since str0m's are contained per peer), the server is marked failed —
-/// `/healthz` answers 503 — and the failure is reported to [`Server::media_stopped`].
+/// Watches the media workers: one that ends while the server is not draining (a bug, or a
+/// panic in huddle's own code, since str0m's are contained per peer) marks the server failed
+/// — `/healthz` answers 503 — and the failure is reported to [`Server::media_stopped`].
+/// Ends when every worker has ended.
 fn watch_media(
-    media_loop: JoinHandle<()>,
+    mut exits: tokio::sync::mpsc::UnboundedReceiver<media::WorkerExit>,
     health: Health,
 ) -> (JoinHandle<()>, watch::Receiver<Option<MediaStopped>>) {
     let (report, failure) = watch::channel(None);
     let task = tokio::spawn(async move {
-        let reason = match media_loop.await {
-            Ok(()) => "it returned".to_owned(),
-            Err(e) if e.is_panic() => {
-                let panic = e.into_panic();
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".to_owned());
-                format!("panicked: {message}")
+        while let Some(exit) = exits.recv().await {
+            if health.phase() != Phase::Draining {
+                let reason = format!("worker {} {}", exit.worker, exit.reason);
+                tracing::error!("media worker stopped: {reason}");
+                health.set(Phase::Failed);
+                let _ = report.send(Some(MediaStopped(reason)));
             }
-            Err(_) => "it was cancelled".to_owned(),
-        };
-        if health.phase() != Phase::Draining {
-            tracing::error!("media loop stopped: {reason}");
-            health.set(Phase::Failed);
-            let _ = report.send(Some(MediaStopped(reason)));
         }
     });
     (task, failure)
@@ -225,7 +246,7 @@ fn watch_media(
 impl Drop for Server {
     fn drop(&mut self) {
         self.http_task.abort();
-        self.media_loop.abort();
+        self.media.stop();
         self.watcher.abort();
     }
 }

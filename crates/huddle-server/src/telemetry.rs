@@ -3,8 +3,9 @@
 
 use std::sync::OnceLock;
 
-use huddle_core::SfuStats;
 use metrics::{counter, describe_counter, describe_gauge, gauge};
+
+use crate::media::board::{Report, quantile};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The process-wide recorder (one per process, however many servers it starts).
@@ -54,10 +55,24 @@ pub fn install() {
         "huddle_datagrams_malformed_total",
         "Datagrams a participant's WebRTC stack refused"
     );
-    publish(&SfuStats::default(), 0);
+    describe_gauge!("huddle_relay_links", "Relays between media workers");
+    describe_counter!(
+        "huddle_packets_relayed_total",
+        "Packets relayed between media workers (once per link)"
+    );
+    describe_counter!(
+        "huddle_relay_dropped_total",
+        "Relay messages dropped because a worker's queue was full"
+    );
+    describe_gauge!(
+        "huddle_residence_seconds",
+        "Time from a receive batch to the send call of each datagram it produced, by quantile"
+    );
+    publish(&Report::default(), 0);
 }
 
-pub fn publish(s: &SfuStats, sessions: usize) {
+pub fn publish(report: &Report, sessions: usize) {
+    let s = &report.stats;
     gauge!("huddle_rooms").set(s.rooms as f64);
     gauge!("huddle_participants").set(s.participants as f64);
     gauge!("huddle_tracks").set(s.tracks as f64);
@@ -68,4 +83,11 @@ pub fn publish(s: &SfuStats, sessions: usize) {
     counter!("huddle_keyframe_requests_sent_total").absolute(s.keyframe_requests_sent);
     counter!("huddle_datagrams_unrouted_total").absolute(s.datagrams_unrouted);
     counter!("huddle_datagrams_malformed_total").absolute(s.datagrams_malformed);
+    gauge!("huddle_relay_links").set(s.relay_links as f64);
+    counter!("huddle_packets_relayed_total").absolute(s.packets_relayed);
+    counter!("huddle_relay_dropped_total").absolute(report.relay_dropped);
+    for (label, q) in [("0.5", 0.5), ("0.99", 0.99), ("0.999", 0.999)] {
+        gauge!("huddle_residence_seconds", "quantile" => label)
+            .set(quantile(&report.residence, q).as_secs_f64());
+    }
 }

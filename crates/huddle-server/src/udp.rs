@@ -1,5 +1,6 @@
-//! The media socket: one UDP socket with large kernel buffers, read and written in batches
-//! (`recvmmsg`/`sendmmsg` on Linux, one datagram per call elsewhere).
+//! The media sockets: UDP with large kernel buffers, read and written in batches
+//! (`recvmmsg`/`sendmmsg` on Linux, one datagram per call elsewhere), with every buffer and
+//! message header allocated once per socket.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,8 +17,9 @@ pub const MAX_DATAGRAM: usize = 2048;
 /// Kernel buffer asked for in each direction: absorbs keyframe bursts to many subscribers.
 const SOCKET_BUFFER: usize = 8 * 1024 * 1024;
 
-/// Binds the media socket with large send and receive buffers.
-pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// Binds a media socket with large send and receive buffers (not yet tied to a runtime, so
+/// that a worker thread can take it to its own).
+pub fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -32,71 +34,87 @@ pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
-/// Reusable receive buffers for one batch.
+/// A media socket and its batch buffers.
 #[derive(Debug)]
-pub struct RecvBatch {
-    bufs: Vec<[u8; MAX_DATAGRAM]>,
+pub struct Socket {
+    socket: UdpSocket,
+    bufs: Box<[[u8; MAX_DATAGRAM]; BATCH]>,
     meta: Vec<(usize, SocketAddr)>,
+    sys: sys::Scratch,
 }
 
-impl Default for RecvBatch {
-    fn default() -> Self {
-        RecvBatch {
-            bufs: vec![[0u8; MAX_DATAGRAM]; BATCH],
+impl Socket {
+    /// Takes a socket from [`bind`] onto the current tokio runtime.
+    pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+        Ok(Socket {
+            socket: UdpSocket::from_std(socket)?,
+            bufs: Box::new([[0u8; MAX_DATAGRAM]; BATCH]),
             meta: Vec::with_capacity(BATCH),
-        }
+            sys: sys::Scratch::default(),
+        })
     }
-}
 
-impl RecvBatch {
     /// The datagrams of the last receive: (source, contents).
     pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         self.meta
             .iter()
-            .zip(&self.bufs)
+            .zip(self.bufs.iter())
             .map(|((len, from), buf)| (*from, buf.get(..*len).unwrap_or_default()))
     }
-}
 
-/// Waits for at least one datagram and reads up to [`BATCH`] of them.
-pub async fn recv(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
-    loop {
-        socket.readable().await?;
-        match socket.try_io(Interest::READABLE, || sys::recv(socket, batch)) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Sends every transmit, batching system calls, and clears the list. A datagram the kernel
-/// refuses (unreachable destination…) is logged and skipped; the rest still go.
-pub async fn send(socket: &UdpSocket, transmits: &mut Vec<Transmit>) {
-    let mut sent = 0;
-    while sent < transmits.len() {
-        let pending = transmits.get(sent..).unwrap_or_default();
-        match socket.try_io(Interest::WRITABLE, || sys::send(socket, pending)) {
-            Ok(n) => sent += n.max(1),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if let Err(e) = socket.writable().await {
-                    debug!("udp socket not writable: {e}");
-                    break;
-                }
-            }
-            Err(e) => {
-                // The first datagram of `pending` failed: skip it.
-                if let Some(t) = pending.first() {
-                    debug!(to = %t.destination, "udp send: {e}");
-                }
-                sent += 1;
+    /// Waits for at least one datagram and reads up to [`BATCH`] of them.
+    pub async fn recv(&mut self) -> io::Result<usize> {
+        loop {
+            self.socket.readable().await?;
+            let Socket {
+                socket,
+                bufs,
+                meta,
+                sys,
+            } = self;
+            match socket.try_io(Interest::READABLE, || sys.recv(socket, bufs, meta)) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
             }
         }
     }
-    transmits.clear();
+
+    /// Sends every transmit, batching system calls, and clears the list. A datagram the
+    /// kernel refuses (unreachable destination…) is logged and skipped; the rest still go.
+    /// `sent(n)` is told, before each system call, how many datagrams it carries.
+    pub async fn send(&mut self, transmits: &mut Vec<Transmit>, mut sent: impl FnMut(usize)) {
+        let mut done = 0;
+        while done < transmits.len() {
+            let pending = transmits.get(done..).unwrap_or_default();
+            sent(pending.len().min(BATCH));
+            let Socket { socket, sys, .. } = self;
+            match socket.try_io(Interest::WRITABLE, || sys.send(socket, pending)) {
+                Ok(n) => done += n.max(1),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.socket.writable().await {
+                        debug!("udp socket not writable: {e}");
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // The first datagram of `pending` failed: skip it.
+                    if let Some(t) = pending.first() {
+                        debug!(to = %t.destination, "udp send: {e}");
+                    }
+                    done += 1;
+                }
+            }
+        }
+        transmits.clear();
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -105,11 +123,33 @@ mod sys {
     use std::net::SocketAddr;
     use std::os::fd::AsRawFd;
 
+    use arrayvec::ArrayVec;
     use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
     use tokio::net::UdpSocket;
 
-    use super::{BATCH, RecvBatch};
+    use super::{BATCH, MAX_DATAGRAM};
     use huddle_core::Transmit;
+
+    /// Message headers for both directions, allocated once.
+    pub struct Scratch {
+        recv: MultiHeaders<SockaddrStorage>,
+        send: MultiHeaders<SockaddrStorage>,
+    }
+
+    impl std::fmt::Debug for Scratch {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Scratch")
+        }
+    }
+
+    impl Default for Scratch {
+        fn default() -> Self {
+            Scratch {
+                recv: MultiHeaders::preallocate(BATCH, None),
+                send: MultiHeaders::preallocate(BATCH, None),
+            }
+        }
+    }
 
     fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
         if let Some(v4) = addr.as_sockaddr_in() {
@@ -118,82 +158,94 @@ mod sys {
         addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
     }
 
-    pub fn recv(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = batch
-            .bufs
-            .iter_mut()
-            .map(|b| [IoSliceMut::new(b.as_mut_slice())])
-            .collect();
-        let results = recvmmsg(
-            socket.as_raw_fd(),
-            &mut headers,
-            iovs.iter_mut(),
-            MsgFlags::MSG_DONTWAIT,
-            None,
-        )
-        .map_err(io::Error::from)?;
-        batch.meta.clear();
-        for r in results {
-            // A datagram without a usable source address cannot be answered: keep its slot
-            // with an unspecified source so buffers stay aligned; the core drops it.
-            let from = r
-                .address
-                .as_ref()
-                .and_then(to_std)
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-            batch.meta.push((r.bytes, from));
+    impl Scratch {
+        pub fn recv(
+            &mut self,
+            socket: &UdpSocket,
+            bufs: &mut [[u8; MAX_DATAGRAM]; BATCH],
+            meta: &mut Vec<(usize, SocketAddr)>,
+        ) -> io::Result<usize> {
+            let mut iovs = bufs.each_mut().map(|b| [IoSliceMut::new(b.as_mut_slice())]);
+            let results = recvmmsg(
+                socket.as_raw_fd(),
+                &mut self.recv,
+                iovs.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .map_err(io::Error::from)?;
+            meta.clear();
+            for r in results {
+                // A datagram without a usable source address cannot be answered: keep its
+                // slot with an unspecified source so buffers stay aligned; the core drops it.
+                let from = r
+                    .address
+                    .as_ref()
+                    .and_then(to_std)
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                meta.push((r.bytes, from));
+            }
+            Ok(meta.len())
         }
-        Ok(batch.meta.len())
-    }
 
-    pub fn send(socket: &UdpSocket, transmits: &[Transmit]) -> io::Result<usize> {
-        let chunk = transmits
-            .get(..transmits.len().min(BATCH))
-            .unwrap_or_default();
-        let iovs: Vec<[IoSlice<'_>; 1]> =
-            chunk.iter().map(|t| [IoSlice::new(&t.contents)]).collect();
-        let addrs: Vec<Option<SockaddrStorage>> = chunk
-            .iter()
-            .map(|t| Some(SockaddrStorage::from(t.destination)))
-            .collect();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
-        let results = sendmmsg(
-            socket.as_raw_fd(),
-            &mut headers,
-            &iovs,
-            &addrs,
-            [],
-            MsgFlags::MSG_DONTWAIT,
-        )
-        .map_err(io::Error::from)?;
-        Ok(results.count())
+        pub fn send(&mut self, socket: &UdpSocket, transmits: &[Transmit]) -> io::Result<usize> {
+            let chunk = transmits
+                .get(..transmits.len().min(BATCH))
+                .unwrap_or_default();
+            let iovs: ArrayVec<[IoSlice<'_>; 1], BATCH> =
+                chunk.iter().map(|t| [IoSlice::new(&t.contents)]).collect();
+            let addrs: ArrayVec<Option<SockaddrStorage>, BATCH> = chunk
+                .iter()
+                .map(|t| Some(SockaddrStorage::from(t.destination)))
+                .collect();
+            let results = sendmmsg(
+                socket.as_raw_fd(),
+                &mut self.send,
+                &iovs,
+                &addrs,
+                [],
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .map_err(io::Error::from)?;
+            Ok(results.count())
+        }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 mod sys {
     use std::io;
+    use std::net::SocketAddr;
 
     use tokio::net::UdpSocket;
 
-    use super::RecvBatch;
+    use super::MAX_DATAGRAM;
     use huddle_core::Transmit;
 
-    pub fn recv(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
-        batch.meta.clear();
-        let Some(buf) = batch.bufs.first_mut() else {
-            return Ok(0);
-        };
-        let (n, from) = socket.try_recv_from(buf)?;
-        batch.meta.push((n, from));
-        Ok(1)
-    }
+    #[derive(Debug, Default)]
+    pub struct Scratch;
 
-    pub fn send(socket: &UdpSocket, transmits: &[Transmit]) -> io::Result<usize> {
-        match transmits.first() {
-            Some(t) => socket.try_send_to(&t.contents, t.destination).map(|_| 1),
-            None => Ok(0),
+    impl Scratch {
+        pub fn recv(
+            &mut self,
+            socket: &UdpSocket,
+            bufs: &mut [[u8; MAX_DATAGRAM]; super::BATCH],
+            meta: &mut Vec<(usize, SocketAddr)>,
+        ) -> io::Result<usize> {
+            meta.clear();
+            let Some(buf) = bufs.first_mut() else {
+                return Ok(0);
+            };
+            let (n, from) = socket.try_recv_from(buf)?;
+            meta.push((n, from));
+            Ok(1)
+        }
+
+        pub fn send(&mut self, socket: &UdpSocket, transmits: &[Transmit]) -> io::Result<usize> {
+            match transmits.first() {
+                Some(t) => socket.try_send_to(&t.contents, t.destination).map(|_| 1),
+                None => Ok(0),
+            }
         }
     }
 }

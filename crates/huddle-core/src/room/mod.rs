@@ -86,6 +86,11 @@ impl Room {
         self.tracks.values()
     }
 
+    /// The link this room is fed over, when it is an edge of a room published elsewhere.
+    pub fn upstream_link(&self) -> Option<crate::RelayLink> {
+        self.upstream.as_ref().map(|u| u.link)
+    }
+
     /// Nothing keeps the room: no participant, and no other worker relaying from it.
     pub(crate) fn is_unused(&self) -> bool {
         self.participants.is_empty() && self.downstreams.is_empty()

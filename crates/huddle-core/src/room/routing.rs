@@ -316,11 +316,11 @@ impl Room {
 
     // --- relays -------------------------------------------------------------------------
 
-    /// Starts relaying this room's main feed over `link` (this is the origin).
+    /// Starts relaying this room's main feed over `link` (this is the origin). For a link
+    /// that exists already, the other end starts over: its tracks are announced again.
     pub(crate) fn add_downstream(&mut self, cx: &mut Ctx<'_>, link: RelayLink) {
-        if !self.downstreams.iter().any(|f| f.link == link) {
-            self.downstreams.push(Feed::new(link));
-        }
+        self.remove_downstream(link);
+        self.downstreams.push(Feed::new(link));
         self.refresh_downstreams(cx);
     }
 

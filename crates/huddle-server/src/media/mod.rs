@@ -1,0 +1,390 @@
+//! The media workers: one thread per worker, each with its own UDP socket and [`Sfu`], and
+//! [`MediaHandle`], through which HTTP and WebSocket handlers reach them.
+//!
+//! A join is placed first ([`placement`]): a room lives on one worker while it is small, a
+//! large room's viewers spread over the others, each fed by one relay from the room's home.
+//! The offer is then accepted on the caller's task ([`huddle_core::prepare`]: SDP parsing,
+//! `Rtc` construction), so that a burst of joins costs the packet loops only the insertion.
+//!
+//! - [`worker`]: the loop of one worker; [`events`]: what it does with the core's events;
+//!   [`board`]: the reports workers leave for `/metrics` and `/debug/stats`.
+
+pub mod board;
+mod events;
+pub mod placement;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use huddle_core::{
+    Answer, CoreError, IceRestart, Ids, ParticipantId, Role, Sfu, SfuConfig, SfuStats,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use board::{Board, Report};
+use placement::{Decision, Placement};
+use worker::{Command, Worker};
+
+use crate::sessions::Sessions;
+use crate::signaling::Registry;
+
+/// Commands queued per worker before senders wait (HTTP) or drop (relay batches).
+const QUEUE: usize = 1024;
+
+/// What every worker and handler shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    workers: Arc<[mpsc::Sender<Command>]>,
+    placement: Arc<Mutex<Placement>>,
+    pub sessions: Sessions,
+    pub registry: Registry,
+    pub board: Board,
+}
+
+impl Shared {
+    pub(crate) fn placement(&self) -> MutexGuard<'_, Placement> {
+        // Placement is plain bookkeeping, consistent after every call: a panic elsewhere
+        // while it was held cannot have left it half-updated.
+        self.placement.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a control command for `worker`; a full queue (a worker far behind) drops it
+    /// with a warning rather than stall the caller, which may be another worker's loop.
+    fn send(&self, worker: usize, cmd: Command) {
+        if let Some(tx) = self.workers.get(worker)
+            && let Err(e) = tx.try_send(cmd)
+        {
+            tracing::warn!(worker, "worker queue: {e}");
+        }
+    }
+
+    /// Queues `cmd` for `worker` if there is room; false if it was dropped.
+    fn try_send(&self, worker: usize, cmd: Command) -> bool {
+        self.workers
+            .get(worker)
+            .is_some_and(|tx| tx.try_send(cmd).is_ok())
+    }
+}
+
+/// Reaches the media workers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct MediaHandle {
+    shared: Shared,
+    /// Each worker's core configuration (its advertised addresses), for accepting offers.
+    configs: Arc<[SfuConfig]>,
+}
+
+/// The media workers stopped: the server is shutting down (or failed).
+#[derive(Debug)]
+pub struct Stopped;
+
+/// A media worker's thread ended; `reason` says how.
+#[derive(Debug)]
+pub struct WorkerExit {
+    pub worker: usize,
+    pub reason: String,
+}
+
+/// How to run the workers.
+#[derive(Debug)]
+pub struct MediaConfig {
+    /// One bound socket per worker, and the address it is advertised as.
+    pub sockets: Vec<(std::net::UdpSocket, SocketAddr)>,
+    /// Participants a room keeps on its home worker before viewers spread out.
+    pub spread_after: usize,
+}
+
+/// Starts one thread per socket. Returns the handle and a queue on which each worker's end
+/// is reported (a panic included).
+pub fn spawn(
+    config: MediaConfig,
+    sessions: Sessions,
+    registry: Registry,
+) -> std::io::Result<(MediaHandle, mpsc::UnboundedReceiver<WorkerExit>)> {
+    let n = config.sockets.len();
+    let ids = Ids::default();
+    let mut senders = Vec::with_capacity(n);
+    let mut receivers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    let shared = Shared {
+        workers: senders.into(),
+        placement: Arc::new(Mutex::new(Placement::new(n, config.spread_after))),
+        sessions,
+        registry,
+        board: Board::new(n),
+    };
+    let (exits, exited) = mpsc::unbounded_channel();
+    let mut configs = Vec::with_capacity(n);
+    for (index, ((socket, advertised), commands)) in
+        config.sockets.into_iter().zip(receivers).enumerate()
+    {
+        let core = SfuConfig {
+            ids: ids.clone(),
+            ..SfuConfig::new(vec![advertised])
+        };
+        configs.push(core.clone());
+        let worker = Worker {
+            index,
+            sfu: Sfu::new(core),
+            advertised,
+            commands,
+            shared: shared.clone(),
+        };
+        let exits = exits.clone();
+        std::thread::Builder::new()
+            .name(format!("huddle-media-{index}"))
+            .spawn(move || {
+                let reason = run_thread(worker, socket);
+                let _ = exits.send(WorkerExit {
+                    worker: index,
+                    reason,
+                });
+            })?;
+    }
+    Ok((
+        MediaHandle {
+            shared,
+            configs: configs.into(),
+        },
+        exited,
+    ))
+}
+
+/// Runs a worker on its own single-threaded runtime; returns how it ended.
+fn run_thread(worker: Worker, socket: std::net::UdpSocket) -> String {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return format!("no runtime: {e}"),
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(worker.run(socket));
+    })) {
+        Ok(()) => "it returned".to_owned(),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            format!("panicked: {message}")
+        }
+    }
+}
+
+impl MediaHandle {
+    async fn ask<T>(
+        &self,
+        worker: usize,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        let queue = self.shared.workers.get(worker).ok_or(Stopped)?;
+        queue.send(make(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// The worker of an existing participant.
+    fn worker_of(&self, id: ParticipantId) -> Result<usize, CoreError> {
+        self.shared
+            .placement()
+            .worker_of(id)
+            .ok_or(CoreError::UnknownParticipant(id))
+    }
+
+    pub async fn publish(
+        &self,
+        room: String,
+        offer: String,
+    ) -> Result<Result<Answer, CoreError>, Stopped> {
+        self.join(room, Role::Publisher, None, offer).await
+    }
+
+    pub async fn view(
+        &self,
+        room: String,
+        offer: String,
+    ) -> Result<Result<Answer, CoreError>, Stopped> {
+        self.join(room, Role::Viewer, None, offer).await
+    }
+
+    /// A browser's first offer: `label` is its id in room signaling.
+    pub async fn member(
+        &self,
+        room: String,
+        label: String,
+        offer: String,
+    ) -> Result<Result<Answer, CoreError>, Stopped> {
+        self.join(room, Role::Member, Some(label), offer).await
+    }
+
+    /// Places a join, accepts its offer here (off the media loops), and admits it on its
+    /// worker, setting up the relay first if it lands on a new edge.
+    async fn join(
+        &self,
+        room: String,
+        role: Role,
+        label: Option<String>,
+        offer: String,
+    ) -> Result<Result<Answer, CoreError>, Stopped> {
+        if !huddle_core::room::valid_room_name(&room) {
+            return Ok(Err(CoreError::InvalidRoomName));
+        }
+        let decision = self.shared.placement().place(&room, role);
+        let Some(config) = self.configs.get(decision.worker) else {
+            return Err(Stopped);
+        };
+        let prepared = huddle_core::prepare(config, Instant::now(), role, label.as_deref(), &offer);
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.refused(&room, decision);
+                return Ok(Err(e));
+            }
+        };
+        let upstream = decision.link.map(|l| (l.id, l.origin));
+        if let Some(link) = decision.link.filter(|_| decision.new_link) {
+            // The edge learns where its feed comes from before the origin starts sending it.
+            self.shared.send(
+                link.edge,
+                Command::RelayFrom {
+                    room: room.clone(),
+                    link: link.id,
+                    origin: link.origin,
+                },
+            );
+            self.shared.send(
+                link.origin,
+                Command::RelayTo {
+                    room: room.clone(),
+                    link: link.id,
+                    edge: link.edge,
+                },
+            );
+        }
+        let answer = self
+            .ask(decision.worker, |reply| Command::Admit {
+                room: room.clone(),
+                prepared: Box::new(prepared),
+                upstream,
+                reply,
+            })
+            .await;
+        match &answer {
+            Ok(Ok(a)) => self
+                .shared
+                .placement()
+                .joined(a.participant, &room, decision.worker),
+            _ => self.refused(&room, decision),
+        }
+        answer
+    }
+
+    /// A placed join did not happen: uncount it, and close a link nobody else needs.
+    fn refused(&self, room: &str, decision: Decision) {
+        let mut placement = self.shared.placement();
+        placement.refused(room, decision.worker);
+        if let Some(link) = decision.link
+            && placement.edge_emptied(room, link.id)
+        {
+            drop(placement);
+            self.shared.send(link.origin, Command::CloseRelay(link.id));
+            self.shared.send(link.edge, Command::CloseRelay(link.id));
+        }
+    }
+
+    /// A member's answer to a server offer.
+    pub async fn answer(
+        &self,
+        id: ParticipantId,
+        sdp: String,
+    ) -> Result<Result<(), CoreError>, Stopped> {
+        let worker = match self.worker_of(id) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.ask(worker, |r| Command::Answer(id, sdp, r)).await
+    }
+
+    pub async fn candidate(
+        &self,
+        id: ParticipantId,
+        candidate: String,
+    ) -> Result<Result<(), CoreError>, Stopped> {
+        let worker = match self.worker_of(id) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.ask(worker, |r| Command::Candidate(id, candidate, r))
+            .await
+    }
+
+    pub async fn patch(
+        &self,
+        id: ParticipantId,
+        fragment: String,
+    ) -> Result<Result<IceRestart, CoreError>, Stopped> {
+        let worker = match self.worker_of(id) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.ask(worker, |r| Command::Patch(id, fragment, r)).await
+    }
+
+    pub async fn leave(&self, id: ParticipantId) -> Result<Result<(), CoreError>, Stopped> {
+        let worker = match self.worker_of(id) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.ask(worker, |r| Command::Leave(id, r)).await
+    }
+
+    /// Every worker's counters, asked for now and added up.
+    pub async fn stats(&self) -> Result<SfuStats, Stopped> {
+        let mut total = SfuStats::default();
+        for w in 0..self.shared.workers.len() {
+            let report: Report = self.ask(w, Command::Stats).await?;
+            total = total + report.stats;
+        }
+        Ok(total)
+    }
+
+    /// The workers' latest reports (at most a second old), added up.
+    pub fn report(&self) -> Report {
+        self.shared.board.total()
+    }
+
+    /// Forwarded packets per worker, from the latest reports.
+    pub fn forwarded_per_worker(&self) -> Vec<u64> {
+        self.shared.board.forwarded_per_worker()
+    }
+
+    /// Starts a fresh residence-time measurement window on every worker.
+    pub fn reset_residence(&self) {
+        self.shared.board.reset_residence();
+    }
+
+    /// Relay links between workers.
+    pub fn relay_links(&self) -> usize {
+        self.shared.placement().links()
+    }
+
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Asks every worker to stop.
+    pub fn stop(&self) {
+        for w in 0..self.shared.workers.len() {
+            self.shared.send(w, Command::Stop);
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! One media worker: a thread with its own UDP socket and its own [`Sfu`], driven by a
+//! single-threaded tokio runtime. Nothing on its packet path is shared with another thread;
+//! it talks to the rest of the server through its command queue, and to other workers
+//! through theirs (relay batches).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use huddle_core::{
+    Answer, CoreError, Datagram, IceRestart, ParticipantId, Prepared, Relay, RelayLink, Sfu,
+};
+use rustc_hash::FxHashMap;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::Shared;
+use super::board::{Report, residence_histogram};
+use super::events::on_event;
+use crate::udp;
+
+/// How often a worker writes its report to the board.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a worker is asked to do.
+pub(crate) enum Command {
+    /// A participant whose offer was accepted joins `room`. On an edge, `upstream` is the link
+    /// that feeds the room (and the worker at its other end).
+    Admit {
+        room: String,
+        prepared: Box<Prepared>,
+        upstream: Option<(RelayLink, usize)>,
+        reply: oneshot::Sender<Result<Answer, CoreError>>,
+    },
+    Answer(
+        ParticipantId,
+        String,
+        oneshot::Sender<Result<(), CoreError>>,
+    ),
+    Candidate(
+        ParticipantId,
+        String,
+        oneshot::Sender<Result<(), CoreError>>,
+    ),
+    Patch(
+        ParticipantId,
+        String,
+        oneshot::Sender<Result<IceRestart, CoreError>>,
+    ),
+    Leave(ParticipantId, oneshot::Sender<Result<(), CoreError>>),
+    Stats(oneshot::Sender<Report>),
+    /// Origin: relay `room`'s feed over `link` to worker `edge`.
+    RelayTo {
+        room: String,
+        link: RelayLink,
+        edge: usize,
+    },
+    /// Edge: `room` is fed over `link` from worker `origin`.
+    RelayFrom {
+        room: String,
+        link: RelayLink,
+        origin: usize,
+    },
+    /// Relay messages from another worker, in order.
+    Relay(Vec<(RelayLink, Relay)>),
+    CloseRelay(RelayLink),
+    Stop,
+}
+
+/// The other end of a link this worker is on, and the room it serves.
+#[derive(Debug)]
+struct LinkEnd {
+    worker: usize,
+    room: String,
+}
+
+pub(crate) struct Worker {
+    pub index: usize,
+    pub sfu: Sfu,
+    pub advertised: SocketAddr,
+    pub commands: mpsc::Receiver<Command>,
+    pub shared: Shared,
+}
+
+impl Worker {
+    /// Runs until told to stop (or the socket fails).
+    pub(crate) async fn run(self, socket: std::net::UdpSocket) {
+        let Worker {
+            index,
+            mut sfu,
+            advertised,
+            mut commands,
+            shared,
+        } = self;
+        let mut socket = match udp::Socket::new(socket) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(worker = index, "media socket: {e}");
+                return;
+            }
+        };
+        let mut links: FxHashMap<RelayLink, LinkEnd> = FxHashMap::default();
+        let mut outgoing = Vec::new();
+        let mut relays: Vec<Vec<(RelayLink, Relay)>> = vec![Vec::new(); shared.workers.len()];
+        let mut report = Report::default();
+        let mut reset_seen = shared.board.reset_generation();
+        let mut next_report = Instant::now();
+        loop {
+            // Tests inject a failure of the loop itself here (feature `failpoints`).
+            fail::fail_point!("media-loop");
+            let wake = sfu.poll_timeout();
+            let sleep = async {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut received = None;
+            tokio::select! {
+                r = socket.recv() => match r {
+                    Ok(_) => {
+                        let now = Instant::now();
+                        received = Some(now);
+                        let datagrams = socket
+                            .datagrams()
+                            .map(|(source, contents)| Datagram { source, destination: advertised, contents });
+                        sfu.handle_datagrams(now, datagrams);
+                    }
+                    // ICMP errors surface here on some systems: not fatal.
+                    Err(e) => debug!("udp recv: {e}"),
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Stop) | None => break,
+                    Some(cmd) => command(&mut sfu, &shared, index, &mut links, &mut report, cmd),
+                },
+                () = sleep => sfu.handle_timeout(Instant::now()),
+            }
+            // Under constant traffic the timer branch may lose every race: run due timers anyway.
+            let now = Instant::now();
+            if sfu.poll_timeout().is_some_and(|t| t <= now) {
+                sfu.handle_timeout(now);
+            }
+            while let Some(e) = sfu.poll_event() {
+                on_event(&mut sfu, &shared, e);
+            }
+            route_relays(
+                &mut sfu,
+                &shared,
+                index,
+                &mut links,
+                &mut relays,
+                &mut report,
+            );
+            outgoing.extend(std::iter::from_fn(|| sfu.poll_transmit()));
+            let residence = &mut report.residence;
+            socket
+                .send(&mut outgoing, |n| {
+                    if let Some(at) = received {
+                        let us = at.elapsed().as_micros();
+                        let _ = residence.record_n(u64::try_from(us).unwrap_or(u64::MAX), n as u64);
+                    }
+                })
+                .await;
+            if now >= next_report {
+                next_report = now + REPORT_INTERVAL;
+                let generation = shared.board.reset_generation();
+                if generation != reset_seen {
+                    reset_seen = generation;
+                    report.residence = residence_histogram();
+                }
+                report.stats = sfu.stats();
+                shared.board.write(index, &report);
+            }
+        }
+        info!(worker = index, "media worker stopped");
+    }
+}
+
+fn command(
+    sfu: &mut Sfu,
+    shared: &Shared,
+    me: usize,
+    links: &mut FxHashMap<RelayLink, LinkEnd>,
+    report: &mut Report,
+    cmd: Command,
+) {
+    let now = Instant::now();
+    // A requester that went away (client hung up) is not an error.
+    match cmd {
+        Command::Admit {
+            room,
+            prepared,
+            upstream,
+            reply,
+        } => {
+            if let Some((link, origin)) = upstream {
+                feed_from(sfu, shared, me, links, &room, link, origin);
+            }
+            let _ = reply.send(sfu.admit(now, &room, *prepared));
+        }
+        Command::Answer(id, sdp, reply) => {
+            let _ = reply.send(sfu.accept_answer(now, id, &sdp));
+        }
+        Command::Candidate(id, candidate, reply) => {
+            let _ = reply.send(sfu.add_remote_candidate(now, id, &candidate));
+        }
+        Command::Patch(id, fragment, reply) => {
+            let _ = reply.send(sfu.patch(now, id, &fragment));
+        }
+        Command::Leave(id, reply) => {
+            let _ = reply.send(sfu.leave(now, id));
+        }
+        Command::Stats(reply) => {
+            report.stats = sfu.stats();
+            let _ = reply.send(report.clone());
+        }
+        Command::RelayTo { room, link, edge } => {
+            links.insert(
+                link,
+                LinkEnd {
+                    worker: edge,
+                    room: room.clone(),
+                },
+            );
+            if let Err(e) = sfu.relay_to(now, &room, link) {
+                warn!(%link, "cannot relay {room}: {e}");
+            }
+        }
+        Command::RelayFrom { room, link, origin } => {
+            feed_from(sfu, shared, me, links, &room, link, origin);
+        }
+        Command::Relay(batch) => {
+            for (link, msg) in batch {
+                sfu.relay_in(now, link, msg);
+            }
+        }
+        Command::CloseRelay(link) => {
+            links.remove(&link);
+            sfu.close_relay(now, link);
+        }
+        Command::Stop => {}
+    }
+}
+
+/// Makes `room` here an edge fed over `link` from `origin`. If this end had let the link go
+/// (its room emptied) while a viewer was on its way, the origin is asked to start over.
+fn feed_from(
+    sfu: &mut Sfu,
+    shared: &Shared,
+    me: usize,
+    links: &mut FxHashMap<RelayLink, LinkEnd>,
+    room: &str,
+    link: RelayLink,
+    origin: usize,
+) {
+    let known = links.contains_key(&link);
+    if !known {
+        links.insert(
+            link,
+            LinkEnd {
+                worker: origin,
+                room: room.to_owned(),
+            },
+        );
+    }
+    let fed = sfu
+        .room(room)
+        .is_some_and(|r| r.upstream_link() == Some(link));
+    if fed {
+        return;
+    }
+    if let Err(e) = sfu.relay_from(room, link) {
+        warn!(%link, "cannot be fed {room}: {e}");
+        return;
+    }
+    if known {
+        shared.send(
+            origin,
+            Command::RelayTo {
+                room: room.to_owned(),
+                link,
+                edge: me,
+            },
+        );
+    }
+}
+
+/// Carries what the core wants relayed to the workers at the other ends, one batch per
+/// worker per loop turn. A full queue drops the batch (counted), never blocks this loop.
+fn route_relays(
+    sfu: &mut Sfu,
+    shared: &Shared,
+    me: usize,
+    links: &mut FxHashMap<RelayLink, LinkEnd>,
+    batches: &mut [Vec<(RelayLink, Relay)>],
+    report: &mut Report,
+) {
+    while let Some((link, msg)) = sfu.poll_relay() {
+        if matches!(msg, Relay::Unsubscribed) {
+            edge_emptied(sfu, shared, me, links, link);
+            continue;
+        }
+        let Some(end) = links.get(&link) else {
+            continue;
+        };
+        if let Some(batch) = batches.get_mut(end.worker) {
+            batch.push((link, msg));
+        }
+    }
+    for (worker, batch) in batches.iter_mut().enumerate() {
+        if batch.is_empty() {
+            continue;
+        }
+        let batch = std::mem::take(batch);
+        let n = batch.len() as u64;
+        if !shared.try_send(worker, Command::Relay(batch)) {
+            report.relay_dropped += n;
+            debug!(worker, "relay queue full: {n} messages dropped");
+        }
+    }
+}
+
+/// The last viewer of an edge room here left. Unless a viewer is on its way in, the link
+/// closes at both ends; otherwise the room is fed again at once.
+fn edge_emptied(
+    sfu: &mut Sfu,
+    shared: &Shared,
+    me: usize,
+    links: &mut FxHashMap<RelayLink, LinkEnd>,
+    link: RelayLink,
+) {
+    let Some(end) = links.get(&link) else {
+        return;
+    };
+    let (origin, room) = (end.worker, end.room.clone());
+    if shared.placement().edge_emptied(&room, link) {
+        links.remove(&link);
+        shared.send(origin, Command::CloseRelay(link));
+    } else {
+        links.remove(&link);
+        feed_from(sfu, shared, me, links, &room, link, origin);
+        shared.send(
+            origin,
+            Command::RelayTo {
+                room,
+                link,
+                edge: me,
+            },
+        );
+    }
+}
