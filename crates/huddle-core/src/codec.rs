@@ -46,14 +46,37 @@ pub(crate) fn negotiated(rtc: &Rtc, mid: Mid) -> Vec<PayloadParams> {
 /// Maps each of the publisher's payload types to the subscriber's for the same codec
 /// (same codec, clock rate and compatible format parameters, as str0m matches them).
 pub(crate) fn pt_map(publisher: &[PayloadParams], subscriber: &[PayloadParams]) -> PtTable<Pt> {
-    let subscriber = CodecConfig::new_from_payload_params(subscriber.to_vec());
+    let config = CodecConfig::new_from_payload_params(subscriber.to_vec());
     let mut map = PtTable::default();
     for p in publisher {
-        if let Some(s) = subscriber.match_params(*p) {
-            map.set(p.pt(), s.pt());
+        let exact = config.match_params(*p).map(|s| s.pt());
+        if let Some(pt) = exact.or_else(|| baseline_peer(p, subscriber)) {
+            map.set(p.pt(), pt);
         }
     }
     map
+}
+
+/// H.264 Baseline and Constrained Baseline (RFC 6184: profile_idc 66, the second with
+/// constraint_set1) are different profiles to SDP, but a real-time encoder that announces
+/// Baseline sends what a Constrained Baseline decoder takes (no FMO, ASO or redundant
+/// slices). A subscriber that negotiated only one of them gets the other forwarded: a
+/// viewer offering only 42e01f (what RFC 7742 requires) still sees a 42001f publisher.
+fn baseline_peer(p: &PayloadParams, subscriber: &[PayloadParams]) -> Option<Pt> {
+    let baseline = |p: &PayloadParams| {
+        let spec = p.spec();
+        (spec.codec == Codec::H264
+            && spec
+                .format
+                .profile_level_id
+                .is_some_and(|id| id >> 16 == 0x42))
+        .then_some(spec.format.packetization_mode.unwrap_or(0))
+    };
+    let mode = baseline(p)?;
+    subscriber
+        .iter()
+        .find(|s| baseline(s) == Some(mode))
+        .map(|s| s.pt())
 }
 
 /// Something per RTP payload type (0–127), found without searching: the forwarding path
@@ -90,4 +113,43 @@ pub(crate) fn codec_table(params: &[PayloadParams]) -> PtTable<(Codec, u32)> {
         table.set(p.pt(), (p.spec().codec, p.spec().clock_rate.get()));
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::format::{CodecSpec, FormatParams};
+
+    fn h264(pt: u8, profile: u32) -> PayloadParams {
+        PayloadParams::new(
+            pt.into(),
+            None,
+            CodecSpec {
+                codec: Codec::H264,
+                clock_rate: str0m::media::Frequency::NINETY_KHZ,
+                channels: None,
+                format: FormatParams {
+                    packetization_mode: Some(1),
+                    profile_level_id: Some(profile),
+                    ..FormatParams::default()
+                },
+            },
+        )
+    }
+
+    #[test]
+    fn baseline_and_constrained_baseline_are_forwarded_to_each_other() {
+        let publisher = [h264(99, 0x42001f), h264(101, 0x42e01f)];
+        let viewer = [h264(102, 0x42e01f)];
+        let map = pt_map(&publisher, &viewer);
+        assert_eq!(map.get(101.into()), Some(102.into()), "exact match");
+        assert_eq!(
+            map.get(99.into()),
+            Some(102.into()),
+            "baseline to constrained baseline"
+        );
+        // High profile is not Baseline's family: no forwarding to a baseline-only viewer.
+        let high = [h264(110, 0x64001f)];
+        assert!(pt_map(&high, &viewer).is_empty());
+    }
 }

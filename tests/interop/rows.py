@@ -1,0 +1,348 @@
+"""The rows of the interop matrix: who publishes, who views, what each row asserts.
+
+Run one row (matrix.py does, in a child process per row):
+    python rows.py ROW_ID HUDDLE_BASE_URL LOG_DIR
+It writes LOG_DIR/result.json and the SDP it exchanged (LOG_DIR/*.sdp)."""
+
+import asyncio
+import json
+import os
+import sys
+import time
+import traceback
+import urllib.request
+from dataclasses import dataclass, field
+from functools import partial
+
+from aiortc import RTCBundlePolicy
+
+import aiortc_client
+import gst_client
+
+FPS = 15
+SIZE_A = (320, 240)
+SIZE_B = (192, 144)  # the replacement publisher, told apart by its resolution
+FIRST_FRAME_TIMEOUT_S = 10
+MEDIA_S = 5  # media watched after the first decoded frame
+MIN_VIDEO_FRAMES = FPS * MEDIA_S // 2  # half of what the publisher sends meanwhile
+MIN_AUDIO_FRAMES = 50 * MEDIA_S // 2  # Opus: 50 frames/s
+VIEWER_FIRST_LEAD_S = 2
+
+BALANCED = RTCBundlePolicy.BALANCED
+MAX_BUNDLE = RTCBundlePolicy.MAX_BUNDLE
+
+
+@dataclass
+class Report:
+    """What one row observed and asserted."""
+
+    checks: list = field(default_factory=list)
+    first_frame_ms: float | None = None
+    video_frames: int = 0
+    audio_frames: int = 0
+    resolutions: dict = field(default_factory=dict)
+
+    def check(self, ok, what):
+        self.checks.append({"ok": bool(ok), "check": what})
+        return ok
+
+    @property
+    def passed(self):
+        return bool(self.checks) and all(c["ok"] for c in self.checks)
+
+    def failures(self):
+        return [c["check"] for c in self.checks if not c["ok"]]
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+def aiortc_publisher(codec, bundle=BALANCED, obs_like=False):
+    return lambda endpoint: aiortc_client.Publisher(endpoint, codec, *SIZE_A, FPS, bundle, obs_like)
+
+
+def aiortc_viewer(bundle):
+    return lambda endpoint: aiortc_client.Viewer(endpoint, bundle)
+
+
+def gst_publisher(codec):
+    return lambda endpoint: gst_client.Publisher(endpoint, codec, *SIZE_A, FPS)
+
+
+def gst_viewer(codec):
+    return lambda endpoint: gst_client.Viewer(endpoint, codec)
+
+
+# --- shared steps ----------------------------------------------------------------------------
+
+
+def counters(base):
+    """huddle's view of the row, for failure messages."""
+    try:
+        with urllib.request.urlopen(f"{base}/debug/stats", timeout=3) as response:
+            s = json.load(response)
+        return (
+            f"huddle: {s['participants']} participants, {s['tracks']} tracks, "
+            f"{s['subscriptions']} subscriptions, {s['packets_received']} packets received, "
+            f"{s['packets_forwarded']} forwarded, {s['keyframe_requests_sent']} keyframe requests"
+        )
+    except OSError as e:
+        return f"huddle stats unavailable: {e}"
+
+
+async def first_frame(report, base, viewer, publisher, size, since, what):
+    """Waits for the viewer's first decoded frame at `size`; returns its delay in ms or None."""
+    deadline = time.monotonic() + FIRST_FRAME_TIMEOUT_S
+    while viewer.decoded.first_at(size) is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    at = viewer.decoded.first_at(size)
+    if at is None:
+        report.check(
+            False,
+            f"{what}: no {size[0]}x{size[1]} frame decoded within {FIRST_FRAME_TIMEOUT_S} s "
+            f"(viewer: {viewer.state()}; publisher: {publisher.state()}; "
+            f"decoded so far: {viewer.decoded.resolutions() or 'nothing'}, "
+            f"{viewer.decoded.audio_frames} audio frames; {counters(base)})",
+        )
+        return None
+    ms = round((at - since) * 1000)
+    report.check(True, f"{what}: first {size[0]}x{size[1]} frame decoded after {ms} ms")
+    return ms
+
+
+def check_frames(report, viewer, size, audio_before=0):
+    video = viewer.decoded.frames_at(size)
+    audio = viewer.decoded.audio_frames - audio_before
+    report.check(video >= MIN_VIDEO_FRAMES, f"{video} video frames decoded at {size[0]}x{size[1]} (need ≥ {MIN_VIDEO_FRAMES})")
+    report.check(audio >= MIN_AUDIO_FRAMES, f"{audio} audio frames decoded (need ≥ {MIN_AUDIO_FRAMES})")
+
+
+async def check_delete(report, client, who):
+    if client.session_url is None:
+        report.check(False, f"{who}: no session to DELETE")
+        return
+    status = await client.delete()
+    report.check(status == 200, f"{who}: DELETE session → {status}")
+
+
+def save_sdp(log_dir, who, client):
+    for kind in ("offer", "answer"):
+        text = getattr(client, kind)
+        if text:
+            with open(os.path.join(log_dir, f"{who}.{kind}.sdp"), "w") as f:
+                f.write(text)
+
+
+def summarize(report, viewer):
+    report.video_frames = viewer.decoded.video_frames
+    report.audio_frames = viewer.decoded.audio_frames
+    report.resolutions = viewer.decoded.resolutions()
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+async def publish_then_view(report, base, log_dir, room, make_publisher, make_viewer, viewer_first=False):
+    """A publisher and a viewer in one room: the viewer decodes MEDIA_S of video and audio.
+
+    First frame: from the later of the two POSTs (when media can start) to the first decoded
+    frame. `viewer_first`: the viewer POSTs VIEWER_FIRST_LEAD_S before the publisher."""
+    publisher = make_publisher(f"{base}/whip/{room}")
+    viewer = make_viewer(f"{base}/whep/{room}")
+    try:
+        if viewer_first:
+            await viewer.start()
+            await asyncio.sleep(VIEWER_FIRST_LEAD_S)
+            await publisher.start()
+        else:
+            await publisher.start()
+            await viewer.start()
+        since = max(publisher.posted_at, viewer.posted_at)
+        report.first_frame_ms = await first_frame(report, base, viewer, publisher, publisher.size, since, "viewer")
+        if report.first_frame_ms is not None:
+            await asyncio.sleep(MEDIA_S)
+            check_frames(report, viewer, publisher.size)
+        await check_delete(report, viewer, "viewer")
+        await check_delete(report, publisher, "publisher")
+    finally:
+        summarize(report, viewer)
+        save_sdp(log_dir, "publisher", publisher)
+        save_sdp(log_dir, "viewer", viewer)
+        await viewer.close()
+        await publisher.close()
+
+
+async def publisher_replaced(report, base, log_dir, room, codec, bundle):
+    """Publisher A (SIZE_A) → viewer; A DELETEs; B (SIZE_B) publishes to the same room; the same
+    viewer session, never renegotiated, decodes B. First frame: B's POST → first SIZE_B frame."""
+    make = partial(aiortc_client.Publisher, f"{base}/whip/{room}", codec, fps=FPS, bundle_policy=BALANCED)
+    a = make(*SIZE_A)
+    b = make(*SIZE_B)
+    viewer = aiortc_client.Viewer(f"{base}/whep/{room}", bundle)
+    try:
+        await a.start()
+        await viewer.start()
+        if await first_frame(report, base, viewer, a, SIZE_A, viewer.posted_at, "viewer, publisher A") is None:
+            return
+        await asyncio.sleep(MEDIA_S / 2)
+        await check_delete(report, a, "publisher A")
+        await a.close()
+        audio_before = viewer.decoded.audio_frames
+        await b.start()
+        report.first_frame_ms = await first_frame(report, base, viewer, b, SIZE_B, b.posted_at, "viewer, publisher B")
+        if report.first_frame_ms is not None:
+            await asyncio.sleep(MEDIA_S)
+            check_frames(report, viewer, SIZE_B, audio_before)
+        await check_delete(report, viewer, "viewer")
+        await check_delete(report, b, "publisher B")
+    finally:
+        summarize(report, viewer)
+        save_sdp(log_dir, "publisher-a", a)
+        save_sdp(log_dir, "publisher-b", b)
+        save_sdp(log_dir, "viewer", viewer)
+        await viewer.close()
+        await a.close()
+        await b.close()
+
+
+# --- the matrix ------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    id: str
+    stack: str
+    version: str
+    role: str  # the role of the client under test
+    codec: str
+    bundle_policy: str  # of the client under test
+    scenario: str
+    run: object  # async (report, base, log_dir, room) -> None
+
+
+AIORTC = ("aiortc", aiortc_client.VERSION)
+GST = ("GStreamer webrtcbin", gst_client.VERSION)
+
+
+def _aiortc_pair(codec, bundle):
+    return Row(
+        f"aiortc-{codec.lower()}-{bundle.value}",
+        *AIORTC,
+        "WHEP viewer",
+        f"{codec}+Opus",
+        bundle.value,
+        f"aiortc publisher ({codec}+Opus, balanced) → aiortc viewer ({bundle.value})",
+        partial(publish_then_view, make_publisher=aiortc_publisher(codec), make_viewer=aiortc_viewer(bundle)),
+    )
+
+
+ROWS = [
+    _aiortc_pair("VP8", BALANCED),
+    _aiortc_pair("VP8", MAX_BUNDLE),
+    _aiortc_pair("H264", BALANCED),
+    _aiortc_pair("H264", MAX_BUNDLE),
+    Row(
+        "aiortc-obs-like-publisher",
+        *AIORTC,
+        "WHIP publisher (OBS-like)",
+        "H264+Opus",
+        "max-bundle",
+        "OBS-shaped aiortc publisher (audio first, max-bundle, no a=candidate, no trickle) → aiortc viewer (balanced)",
+        partial(
+            publish_then_view,
+            make_publisher=aiortc_publisher("H264", bundle=MAX_BUNDLE, obs_like=True),
+            make_viewer=aiortc_viewer(BALANCED),
+        ),
+    ),
+    Row(
+        "aiortc-viewer-first",
+        *AIORTC,
+        "WHEP viewer (joins first)",
+        "VP8+Opus",
+        "balanced",
+        f"aiortc viewer POSTs, aiortc publisher {VIEWER_FIRST_LEAD_S} s later",
+        partial(
+            publish_then_view,
+            make_publisher=aiortc_publisher("VP8"),
+            make_viewer=aiortc_viewer(BALANCED),
+            viewer_first=True,
+        ),
+    ),
+    Row(
+        "aiortc-publisher-replaced",
+        *AIORTC,
+        "WHEP viewer (publisher replaced)",
+        "VP8+Opus",
+        "balanced",
+        f"publisher A {SIZE_A[0]}x{SIZE_A[1]} DELETEs, B {SIZE_B[0]}x{SIZE_B[1]} publishes; same viewer session decodes B",
+        partial(publisher_replaced, codec="VP8", bundle=BALANCED),
+    ),
+    *(
+        Row(
+            f"gst-publisher-{codec.lower()}",
+            *GST,
+            "WHIP publisher",
+            f"{codec}+Opus",
+            "max-bundle",
+            f"webrtcbin ({encoder} + opusenc, default RSA DTLS certificate) → aiortc viewer (balanced)",
+            partial(publish_then_view, make_publisher=gst_publisher(codec), make_viewer=aiortc_viewer(BALANCED)),
+        )
+        for codec, encoder in (("H264", "x264enc"), ("VP8", "vp8enc"))
+    ),
+    *(
+        Row(
+            f"gst-viewer-{codec.lower()}",
+            *GST,
+            "WHEP viewer",
+            f"{codec}+Opus",
+            "max-bundle",
+            f"aiortc publisher ({codec}+Opus) → webrtcbin viewer (decodebin, default RSA DTLS certificate)",
+            partial(publish_then_view, make_publisher=aiortc_publisher(codec), make_viewer=gst_viewer(codec)),
+        )
+        for codec in ("VP8", "H264")
+    ),
+]
+
+
+def describe(row):
+    """The row's fields in results.json, before its outcome."""
+    return {
+        "row": row.id,
+        "stack": row.stack,
+        "stack_version": row.version,
+        "role": row.role,
+        "codec": row.codec,
+        "bundle_policy": row.bundle_policy,
+        "scenario": row.scenario,
+    }
+
+
+async def run_row(row, base, log_dir):
+    report = Report()
+    try:
+        await row.run(report, base, log_dir, room=row.id)
+    except Exception as e:  # a client that raises fails its row, with the reason
+        report.check(False, f"{type(e).__name__}: {e}")
+        traceback.print_exc()
+    return {
+        **describe(row),
+        "result": "pass" if report.passed else "fail",
+        "first_frame_ms": report.first_frame_ms,
+        "video_frames_decoded": report.video_frames,
+        "audio_frames_decoded": report.audio_frames,
+        "resolutions": report.resolutions,
+        "checks": report.checks,
+        "failures": report.failures(),
+    }
+
+
+def main(row_id, base, log_dir):
+    aiortc_client.restrict_to_loopback()
+    row = next(r for r in ROWS if r.id == row_id)
+    result = asyncio.run(run_row(row, base, log_dir))
+    with open(os.path.join(log_dir, "result.json"), "w") as f:
+        json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
