@@ -15,6 +15,14 @@ use crate::{Event, ParticipantId, TrackId, codec};
 
 const KINDS: [MediaKind; 2] = [MediaKind::Video, MediaKind::Audio];
 
+/// How much of what it sent each video subscription keeps for retransmission: a second covers
+/// a NACK's round trip on any network a call survives (str0m keeps 3 s, the largest share of
+/// a viewer's memory).
+const RTX_HISTORY: std::time::Duration = std::time::Duration::from_secs(1);
+const RTX_HISTORY_PACKETS: usize = 600;
+/// str0m's default cap on resends, 15% of the bytes sent in the last second.
+const DEFAULT_RTX_RATIO_CAP: Option<f32> = Some(0.15);
+
 impl Room {
     /// The publisher a room's viewers receive: the longest-present one with tracks.
     fn main_publisher(&self) -> Option<ParticipantId> {
@@ -147,6 +155,11 @@ impl Room {
             return;
         }
         sub.pt_map = pt_map;
+        if t.kind == MediaKind::Video
+            && let Some(tx) = s.rtc.direct_api().stream_tx_by_mid(mid, None)
+        {
+            tx.set_rtx_cache(RTX_HISTORY_PACKETS, RTX_HISTORY, DEFAULT_RTX_RATIO_CAP);
+        }
         debug!(%subscriber, %track, %mid, "subscribed");
         cx.out
             .events
