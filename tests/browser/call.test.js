@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  join, launchChromium, launchFirefox, repoRoot, sleep, startServer, stopAll, track, waitDecoding,
+  join, launchChromium, launchFirefox, measure, received, recordRow, repoRoot, sleep, startServer,
+  stopAll, track, waitDecoding,
 } from './harness.js';
 
 const SCREENSHOT = path.join(repoRoot, 'artifacts', 'call.png');
@@ -52,10 +53,17 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
     await stopAll();
   });
 
-  test('three Chromium participants see and hear each other', { timeout: 90_000 }, async () => {
+  test('three Chromium participants see and hear each other', { timeout: 90_000 }, () => recordRow({
+    row: 'chromium-call-3',
+    stack: 'Chromium',
+    role: 'call-page member (room WebSocket)',
+    scenario: 'three Chromium call pages join one room one after the other and decode each other; '
+      + 'figures: the worst of the 6 received streams',
+  }, async (row) => {
     const names = ['Ada', 'Ben', 'Cy'];
     const launched = await Promise.all(names.map((n) => launchChromium(n)));
     for (const p of launched) people[p.name] = p;
+    row.stack_version = await launched[0].version();
     // Join one after the other: the interesting case is people already in the room.
     for (const p of launched) await join(p, server.base, room);
     const ids = launched.map((p) => p.id);
@@ -75,6 +83,9 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
     const before = await Promise.all(launched.map((p) => p.tiles()));
     await sleep(3000);
     const later = await Promise.all(launched.map((p) => p.tiles()));
+    const sender = (tile) => launched.find((p) => p.id === tile.participant);
+    Object.assign(row, await received(launched[0]));
+    measure(row, launched.flatMap((p, i) => later[i].map((tile) => ({ viewer: p, tile, sentAt: sender(tile).joinedAt }))));
     const figures = {};
     launched.forEach((p, i) => {
       figures[p.name] = {};
@@ -103,7 +114,7 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
     report('after 3 more seconds', figures);
     const count = await people.Ada.evaluate(() => document.querySelector('#count').dataset.count);
     assert.equal(count, '3');
-  });
+  }));
 
   test('chat reaches the other two', { timeout: 30_000 }, async () => {
     const { Ada, Ben, Cy } = people;
@@ -194,22 +205,31 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
     delete people.Cy;
   });
 
-  test('a late joiner decodes video within 1 s of its tracks arriving', { timeout: 60_000 }, async () => {
+  test('a late joiner decodes video within 1 s of its tracks arriving', { timeout: 60_000 }, () => recordRow({
+    row: 'chromium-call-late-joiner',
+    stack: 'Chromium',
+    role: 'call-page member (joins a call in progress)',
+    scenario: 'a fourth Chromium page joins the two left in the room; each side decodes the other, '
+      + 'the newcomer within 1 s of its tracks arriving; figures: the worst of the newcomer\'s 2 received streams',
+  }, async (row) => {
     const { Ada, Ben } = people;
     const Dee = await launchChromium('Dee');
     people.Dee = Dee;
+    row.stack_version = await Dee.version();
     await join(Dee, server.base, room);
     const tiles = await waitDecoding(Dee, [Ada.id, Ben.id], { timeout: 20000 });
     const figures = Object.fromEntries(tiles.map((t) => [t.name, {
       trackToFirstFrameMs: t.trackToFrameMs, joinToFirstFrameMs: t.firstDecodedAt,
     }]));
     report('late joiner Dee: ontrack → first decoded frame', figures);
+    for (const p of [Ada, Ben]) await waitDecoding(p, [Dee.id], { timeout: 15000 });
+    Object.assign(row, await received(Dee));
+    measure(row, (await Dee.tiles()).map((tile) => ({ viewer: Dee, tile, sentAt: [Ada, Ben].find((p) => p.id === tile.participant).joinedAt })));
     for (const t of tiles) {
       assert.ok(t.trackToFrameMs != null && t.trackToFrameMs <= 1000,
         `Dee decoded ${t.name}'s video ${t.trackToFrameMs} ms after its track arrived (limit 1000)`);
     }
-    for (const p of [Ada, Ben]) await waitDecoding(p, [Dee.id], { timeout: 15000 });
-  });
+  }));
 
   test('a WHIP publisher shows up as a decoded tile', { timeout: 60_000 }, async (t) => {
     const cmd = process.env.HUDDLE_WHIP_PUBLISH;
@@ -217,49 +237,71 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
       t.skip('HUDDLE_WHIP_PUBLISH is not set (a command taking a WHIP URL that publishes until killed)');
       return;
     }
-    const { Ada } = people;
-    const url = `${server.base}/whip/${room}`;
-    const out = [];
-    const proc = spawn('sh', ['-c', `exec ${cmd} "$1"`, 'sh', url], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    proc.stdout.on('data', (c) => out.push(c.toString()));
-    proc.stderr.on('data', (c) => out.push(c.toString()));
-    const exited = new Promise((r) => proc.once('exit', r));
-    track({
-      async stop() {
-        if (proc.exitCode !== null || proc.signalCode !== null) return;
-        try { process.kill(-proc.pid, 'SIGINT'); } catch { /* gone */ }
-        if ((await Promise.race([exited.then(() => true), sleep(3000)])) !== true) {
-          try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
-        }
-      },
-    });
-    let whip;
-    try {
-      whip = await Ada.waitFor(
-        async () => (await window.huddle.refresh()).find((t) => t.source === 'whip' && t.framesDecoded > 0 && t.frameWidth > 0),
-        undefined,
-        { timeout: 30000, interval: 300, what: 'a decoded WHIP tile' },
+    await recordRow({
+      row: 'chromium-call-views-str0m-whip',
+      stack: 'Chromium',
+      role: 'call-page member viewing a WHIP publisher (str0m, VP8 clip)',
+      scenario: 'the whip_publish example (str0m, a real VP8 clip and Opus) publishes into the call; '
+        + 'a Chromium page decodes its tile, first frame from spawning the publisher',
+    }, async (row) => {
+      const { Ada } = people;
+      row.stack_version = await Ada.version();
+      const url = `${server.base}/whip/${room}`;
+      const out = [];
+      const spawnedAt = Date.now();
+      const proc = spawn('sh', ['-c', `exec ${cmd} "$1"`, 'sh', url], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      proc.stdout.on('data', (c) => out.push(c.toString()));
+      proc.stderr.on('data', (c) => out.push(c.toString()));
+      const exited = new Promise((r) => proc.once('exit', r));
+      track({
+        async stop() {
+          if (proc.exitCode !== null || proc.signalCode !== null) return;
+          try { process.kill(-proc.pid, 'SIGINT'); } catch { /* gone */ }
+          if ((await Promise.race([exited.then(() => true), sleep(3000)])) !== true) {
+            try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
+          }
+        },
+      });
+      let whip;
+      try {
+        whip = await Ada.waitFor(
+          async () => (await window.huddle.refresh()).find((t) => t.source === 'whip' && t.framesDecoded > 0 && t.frameWidth > 0),
+          undefined,
+          { timeout: 30000, interval: 300, what: 'a decoded WHIP tile' },
+        );
+      } catch (e) {
+        throw new Error(`${e.message}\n--- publisher output:\n${out.join('').slice(-3000)}`);
+      }
+      report('WHIP tile on Ada', whip);
+      await sleep(2000);
+      const later = (await Ada.tiles()).find((t) => t.participant === whip.participant);
+      Object.assign(row, await received(Ada));
+      measure(row, [{ viewer: Ada, tile: later || whip, sentAt: spawnedAt }]);
+      assert.ok(later && later.framesDecoded > whip.framesDecoded + 10,
+        `WHIP video keeps decoding (${whip.framesDecoded} → ${later && later.framesDecoded} frames in 2 s)`);
+      report('WHIP tile on Ada 2 s later', { framesDecoded: later.framesDecoded, fps: later.fps, trackToFirstFrameMs: later.trackToFrameMs, size: `${later.frameWidth}x${later.frameHeight}` });
+      // Ctrl-C: the publisher DELETEs its session; its tile goes.
+      try { process.kill(-proc.pid, 'SIGINT'); } catch { /* gone */ }
+      await Promise.race([exited, sleep(3000)]);
+      await Ada.waitFor(
+        (id) => !window.huddle.tiles().some((t) => t.participant === id),
+        whip.participant,
+        { timeout: 5000, what: 'the WHIP tile to go after the publisher stopped' },
       );
-    } catch (e) {
-      throw new Error(`${e.message}\n--- publisher output:\n${out.join('').slice(-3000)}`);
-    }
-    report('WHIP tile on Ada', whip);
-    await sleep(2000);
-    const later = (await Ada.tiles()).find((t) => t.participant === whip.participant);
-    assert.ok(later && later.framesDecoded > whip.framesDecoded + 10,
-      `WHIP video keeps decoding (${whip.framesDecoded} → ${later && later.framesDecoded} frames in 2 s)`);
-    report('WHIP tile on Ada 2 s later', { framesDecoded: later.framesDecoded, fps: later.fps, trackToFirstFrameMs: later.trackToFrameMs, size: `${later.frameWidth}x${later.frameHeight}` });
-    // Ctrl-C: the publisher DELETEs its session; its tile goes.
-    try { process.kill(-proc.pid, 'SIGINT'); } catch { /* gone */ }
-    await Promise.race([exited, sleep(3000)]);
-    await Ada.waitFor(
-      (id) => !window.huddle.tiles().some((t) => t.participant === id),
-      whip.participant,
-      { timeout: 5000, what: 'the WHIP tile to go after the publisher stopped' },
-    );
+    });
   });
 
-  test('Firefox and Chromium in one call decode each other', { timeout: 90_000 }, async () => {
+  test('Firefox and Chromium in one call decode each other', { timeout: 90_000 }, () => recordRow({
+    row: 'firefox-call-member',
+    stack: 'Firefox',
+    role: 'call-page member (room WebSocket)',
+    scenario: 'a Firefox and a Chromium call page in one room decode each other; figures: what Firefox decodes',
+  }, (foxRow) => recordRow({
+    row: 'chromium-call-member-with-firefox',
+    stack: 'Chromium',
+    role: 'call-page member with a Firefox member',
+    scenario: 'a Firefox and a Chromium call page in one room decode each other; figures: what Chromium decodes',
+  }, async (chromeRow) => {
     // Free the CPU first: the three-person room is done.
     await Promise.all(Object.values(people).map((p) => p.stop()));
     for (const k of Object.keys(people)) delete people[k];
@@ -267,12 +309,18 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
     const [fox, chrome] = await Promise.all([launchFirefox('Fox'), launchChromium('Chrome')]);
     people.Fox = fox;
     people.Chrome = chrome;
+    foxRow.stack_version = await fox.version();
+    chromeRow.stack_version = await chrome.version();
     await join(fox, server.base, xroom);
     await join(chrome, server.base, xroom);
     const onFox = await waitDecoding(fox, [chrome.id], { timeout: 30000 });
     const onChrome = await waitDecoding(chrome, [fox.id], { timeout: 30000 });
     await sleep(2000);
     const [f2, c2] = await Promise.all([fox.tiles(), chrome.tiles()]);
+    Object.assign(foxRow, await received(fox));
+    Object.assign(chromeRow, await received(chrome));
+    measure(foxRow, f2.map((tile) => ({ viewer: fox, tile, sentAt: chrome.joinedAt })));
+    measure(chromeRow, c2.map((tile) => ({ viewer: chrome, tile, sentAt: fox.joinedAt })));
     const pick = (tiles) => tiles.map((t) => ({
       from: t.name, framesDecoded: t.framesDecoded, size: `${t.frameWidth}x${t.frameHeight}`,
       audioPackets: t.audioPackets, joinToFirstFrameMs: t.firstDecodedAt, trackToFirstFrameMs: t.trackToFrameMs,
@@ -292,5 +340,5 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
       { timeout: 5000, interval: 50, what: "Chrome's tile to go" });
     report('Firefox removed the tile after Leave (ms)', Date.now() - t0);
     assert.ok(Date.now() - t0 <= 2500);
-  });
+  })));
 });

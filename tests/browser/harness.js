@@ -1,7 +1,7 @@
 // Shared plumbing for the browser tests: the huddle server process, browsers, polling.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -145,6 +145,11 @@ class Participant {
     return this.page.evaluate(fn, arg);
   }
 
+  /** The browser's own version, e.g. "156.0.8078.114" (Puppeteer's Firefox says "firefox/153.8.0"). */
+  async version() {
+    return (await this.browser.version()).replace(/^firefox\//, '');
+  }
+
   /** Polls `fn(arg)` in the page until it returns something truthy. */
   async waitFor(fn, arg, { timeout = 20000, interval = 200, what = 'condition' } = {}) {
     const deadline = Date.now() + timeout;
@@ -225,31 +230,100 @@ export async function launchFirefox(name) {
   return track(p);
 }
 
-/** Opens the call page and waits until the page has its id and a connected peer connection. */
+/**
+ * Opens the call page and waits until the page has its id and a connected peer connection.
+ * `participant.joinedAt`: when the page sent `join` (ms since the epoch).
+ */
 export async function join(participant, base, room) {
   const url = `${base}/room/${encodeURIComponent(room)}?name=${encodeURIComponent(participant.name)}`;
-  participant.joinedAt = Date.now();
   await participant.goto(url);
   participant.id = await participant.waitFor(
     () => window.huddle && window.huddle.id && window.huddle.state === 'connected' && window.huddle.id,
     undefined,
     { timeout: 20000, what: 'welcome and a connected peer connection' },
   );
+  participant.joinedAt = await participant.evaluate(() => performance.timeOrigin + window.huddle.timings.joinSent);
   return participant.id;
 }
 
-/** Waits until `participant` decodes video and receives audio from every id in `others`. */
+/**
+ * Waits until `participant` decodes video and receives audio from every id in `others`, and its
+ * page has noted when it decoded the first frame (call.js polls for that apart from the stats).
+ */
 export function waitDecoding(participant, others, { timeout = 30000, audio = true } = {}) {
   return participant.waitFor(
     async ({ others, audio }) => {
       const tiles = await window.huddle.refresh();
       const ok = others.every((id) => {
         const t = tiles.find((x) => x.participant === id);
-        return t && t.framesDecoded > 0 && t.frameWidth > 0 && (!audio || t.audioPackets > 0);
+        return t && t.framesDecoded > 0 && t.frameWidth > 0 && t.firstDecodedAt != null && (!audio || t.audioPackets > 0);
       });
       return ok ? tiles : null;
     },
     { others, audio },
     { timeout, interval: 300, what: `video${audio ? ' and audio' : ''} from ${others.join(', ')}` },
   );
+}
+
+// --- rows of README.md's interop table ------------------------------------------------------
+
+const ROWS_DIR = path.join(repoRoot, 'target', 'interop', 'rows');
+
+/**
+ * Runs `body(row)`, which fills in the row's figures as it measures them, then writes the row to
+ * target/interop/rows/ROW.json (tests/interop/render.py puts it in README.md's table): pass if
+ * `body` returned, fail with its error's message if it threw (the error is rethrown).
+ */
+export async function recordRow(fields, body) {
+  const row = {
+    stack_version: null,
+    codec: null,
+    bundle_policy: null,
+    ...fields,
+    suite: 'npm test --prefix tests/browser',
+    first_frame_ms: null,
+    video_frames_decoded: 0,
+    audio_frames_decoded: 0,
+    unit: 'audio: packets received',
+    result: 'fail',
+    failures: [],
+  };
+  try {
+    await body(row);
+    row.result = 'pass';
+  } catch (e) {
+    row.failures = [e.message];
+    throw e;
+  } finally {
+    mkdirSync(ROWS_DIR, { recursive: true });
+    writeFileSync(path.join(ROWS_DIR, `${row.row}.json`), `${JSON.stringify(row, null, 2)}\n`);
+  }
+}
+
+/**
+ * Sets a row's figures from received `streams`: each a viewer, one of its tiles (call.js
+ * `tiles()`) and `sentAt`, when that tile's sender joined. The worst stream counts: fewest video
+ * frames decoded and audio packets received, slowest first frame — from the later of the
+ * viewer's and the sender's join to the viewer's first decoded frame of that sender.
+ */
+export function measure(row, streams) {
+  const first = streams.map(({ viewer, tile, sentAt }) => (tile.firstDecodedAt == null ? null
+    : Math.round(viewer.joinedAt + tile.firstDecodedAt - Math.max(viewer.joinedAt, sentAt))));
+  row.first_frame_ms = first.includes(null) ? null : Math.max(...first);
+  row.video_frames_decoded = Math.min(...streams.map(({ tile }) => tile.framesDecoded));
+  row.audio_frames_decoded = Math.min(...streams.map(({ tile }) => tile.audioPackets));
+}
+
+/**
+ * What a page's peer connection receives ("VP8+Opus") and its bundle policy: `window.pc` (the
+ * WHIP/WHEP test's pages) or the call page's.
+ */
+export function received(page) {
+  return page.evaluate(async () => {
+    const pc = window.pc || window.huddle.peerConnection;
+    const stats = [...(await pc.getStats()).values()];
+    const codec = (s) => stats.find((c) => c.id === s.codecId)?.mimeType.split('/')[1].replace(/^opus$/, 'Opus');
+    const names = (kind) => [...new Set(stats.filter((s) => s.type === 'inbound-rtp' && s.kind === kind).map(codec))].join('/');
+    return { codec: `${names('video')}+${names('audio')}`, bundle_policy: pc.getConfiguration().bundlePolicy };
+  });
 }

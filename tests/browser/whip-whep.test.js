@@ -4,7 +4,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchChromium, sleep, startServer, stopAll } from './harness.js';
+import { launchChromium, received, recordRow, sleep, startServer, stopAll } from './harness.js';
 
 const watchdog = setTimeout(async () => {
   console.error('whip-whep tests: watchdog fired after 120 s; stopping everything');
@@ -25,7 +25,10 @@ after(async () => {
   await stopAll();
 });
 
-/** In the page: make a pc, offer, wait for ICE gathering, POST, apply the answer. */
+/**
+ * In the page: make a pc, offer, wait for ICE gathering, POST, apply the answer. `postedAt`: when
+ * the POST went out (ms since the epoch).
+ */
 async function connect(page, url, kind) {
   return page.evaluate(
     async ({ url, kind }) => {
@@ -43,35 +46,44 @@ async function connect(page, url, kind) {
         pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
         setTimeout(resolve, 3000);
       });
+      const postedAt = Date.now();
       const res = await fetch(url, {
         method: 'POST',
         headers: { 'Content-Type': 'application/sdp' },
         body: pc.localDescription.sdp,
       });
       const answer = await res.text();
-      if (res.status !== 201) return { status: res.status, body: answer };
+      if (res.status !== 201) return { status: res.status, body: answer, postedAt };
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       window.pc = pc;
       window.session = new URL(res.headers.get('Location'), url).href;
-      return { status: res.status, location: window.session, etag: res.headers.get('ETag') };
+      return { status: res.status, location: window.session, etag: res.headers.get('ETag'), postedAt };
     },
     { url, kind },
   );
 }
 
-async function inboundVideo(page) {
+async function inbound(page) {
   return page.evaluate(async () => {
-    const stats = await window.pc.getStats();
-    for (const s of stats.values()) {
+    const got = { framesDecoded: 0, frameWidth: 0, audioPackets: 0 };
+    for (const s of (await window.pc.getStats()).values()) {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
-        return { framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0, codec: s.codecId };
+        Object.assign(got, { framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0 });
       }
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') got.audioPackets = s.packetsReceived || 0;
     }
-    return { framesDecoded: 0, frameWidth: 0 };
+    return got;
   });
 }
 
-test('a browser publishes with WHIP and another browser watches with WHEP', async () => {
+test('a browser publishes with WHIP and another browser watches with WHEP', () => recordRow({
+  row: 'chromium-whip-to-whep',
+  stack: 'Chromium',
+  role: 'WHIP publisher → WHEP viewer (RTCPeerConnection, both Chromium)',
+  scenario: 'a Chromium page publishes its fake camera and microphone with WHIP, another watches with WHEP; '
+    + 'first frame from the viewer\'s POST',
+}, async (row) => {
+  row.stack_version = await browser.version();
   const room = `ww-${process.pid}`;
   const origin = server.base;
   const publisher = await browser.browser.newPage();
@@ -82,21 +94,23 @@ test('a browser publishes with WHIP and another browser watches with WHEP', asyn
 
   const viewer = await browser.browser.newPage();
   await viewer.goto(`${origin}/`);
-  const started = Date.now();
   const watched = await connect(viewer, `${origin}/whep/${room}`, 'whep');
   assert.equal(watched.status, 201, JSON.stringify(watched));
 
-  let video = { framesDecoded: 0 };
-  let firstFrameMs;
+  let media = { framesDecoded: 0 };
   const deadline = Date.now() + 15000;
   while (Date.now() < deadline) {
-    video = await inboundVideo(viewer);
-    if (video.framesDecoded > 0 && firstFrameMs === undefined) firstFrameMs = Date.now() - started;
-    if (video.framesDecoded > 30) break;
-    await sleep(250);
+    media = await inbound(viewer);
+    if (media.framesDecoded > 0) row.first_frame_ms ??= Date.now() - watched.postedAt;
+    if (media.framesDecoded > 30) break;
+    await sleep(row.first_frame_ms == null ? 20 : 250);
   }
-  console.log(`WHEP viewer in Chromium: first decoded frame ${firstFrameMs} ms after POST; ${JSON.stringify(video)}`);
-  assert.ok(video.framesDecoded > 30 && video.frameWidth > 0, `viewer decodes the WHIP browser: ${JSON.stringify(video)}`);
+  Object.assign(row, await received(viewer));
+  row.video_frames_decoded = media.framesDecoded;
+  row.audio_frames_decoded = media.audioPackets;
+  console.log(`WHEP viewer in Chromium: first decoded frame ${row.first_frame_ms} ms after POST; ${JSON.stringify(media)}`);
+  assert.ok(media.framesDecoded > 30 && media.frameWidth > 0, `viewer decodes the WHIP browser: ${JSON.stringify(media)}`);
+  assert.ok(media.audioPackets > 0, `viewer receives the WHIP browser's audio: ${JSON.stringify(media)}`);
 
   for (const page of [viewer, publisher]) {
     const status = await page.evaluate(async () => (await fetch(window.session, { method: 'DELETE' })).status);
@@ -109,4 +123,4 @@ test('a browser publishes with WHIP and another browser watches with WHEP', asyn
     s = await server.stats();
   }
   assert.equal(s.participants, 0, `server holds no participant: ${JSON.stringify(s)}`);
-});
+}));
