@@ -15,7 +15,11 @@ use sim::Net;
 /// Feeds the captured datagrams to the core, draining what it sends (kept apart for
 /// callgrind's `--toggle-collect`).
 #[inline(never)]
-fn replay(net: &mut Net, packets: &[(std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)], batch: usize) -> usize {
+fn replay(
+    net: &mut Net,
+    packets: &[(std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)],
+    batch: usize,
+) -> usize {
     let mut sent = 0;
     for chunk in packets.chunks(batch) {
         let now = net.now;

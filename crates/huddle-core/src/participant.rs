@@ -195,13 +195,15 @@ impl Participant {
 
     /// Feeds a timeout to str0m.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        match contained("a timer", || self.rtc.handle_input(Input::Timeout(now))) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                warn!(participant = %self.id, "timeout input failed: {e}");
-                self.dead = Some(LeaveReason::Failed);
-            }
-            Err(_) => self.dead = Some(LeaveReason::Failed),
+        if contained("a timer", || self.timeout(now)).is_err() {
+            self.dead = Some(LeaveReason::Failed);
+        }
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            warn!(participant = %self.id, "timeout input failed: {e}");
+            self.dead = Some(LeaveReason::Failed);
         }
     }
 
@@ -301,10 +303,14 @@ impl Participant {
             };
         };
         let video = sub.kind == MediaKind::Video;
+        let tx_ssrc = sub.tx_ssrc;
         let rtc = &mut self.rtc;
         let written = contained("writing RTP", || {
             let mut api = rtc.direct_api();
-            let tx = api.stream_tx_by_mid(mid, None)?;
+            let tx = match tx_ssrc {
+                Some(ssrc) => api.stream_tx(&ssrc)?,
+                None => api.stream_tx_by_mid(mid, None)?,
+            };
             tx.write_rtp(
                 RtpWrite::new(pt, out.seq.into(), out.ts, p.arrival, p.payload.clone())
                     .marker(p.marker)
@@ -327,16 +333,24 @@ impl Participant {
     /// concern other participants to `internal`. A timeout that is already due is fed
     /// straight back, so that packets written since the last drain leave in this call.
     pub(crate) fn drive(&mut self, now: Instant, out: &mut Out, internal: &mut VecDeque<Internal>) {
+        // One containment for the whole drain, not one per output: a large `Output` moved
+        // through `catch_unwind` on every poll costs a copy per forwarded packet.
+        if contained("driving a peer", || self.drain(now, out, internal)).is_err() {
+            self.dead = Some(LeaveReason::Failed);
+            return;
+        }
+        if !self.rtc.is_alive() && self.dead.is_none() {
+            self.dead = Some(LeaveReason::Closed);
+        }
+    }
+
+    fn drain(&mut self, now: Instant, out: &mut Out, internal: &mut VecDeque<Internal>) {
         let mut immediate = 0;
         loop {
-            let output = match contained("polling output", || self.rtc.poll_output()) {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => {
+            let output = match self.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
                     warn!(participant = %self.id, "poll_output failed: {e}");
-                    self.dead = Some(LeaveReason::Failed);
-                    return;
-                }
-                Err(_) => {
                     self.dead = Some(LeaveReason::Failed);
                     return;
                 }
@@ -345,11 +359,11 @@ impl Participant {
                 Output::Timeout(t) => {
                     if t <= now && immediate < MAX_IMMEDIATE_TIMEOUTS && self.rtc.is_alive() {
                         immediate += 1;
-                        self.handle_timeout(now);
+                        self.timeout(now);
                         continue;
                     }
                     self.rtc_deadline = t;
-                    break;
+                    return;
                 }
                 Output::Transmit(t) => {
                     if !self.addrs.contains(&t.destination) {
@@ -363,9 +377,6 @@ impl Participant {
                 }
                 Output::Event(e) => self.on_event(e, internal),
             }
-        }
-        if !self.rtc.is_alive() && self.dead.is_none() {
-            self.dead = Some(LeaveReason::Closed);
         }
     }
 

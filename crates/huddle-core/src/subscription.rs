@@ -28,6 +28,8 @@ pub struct Subscription {
     /// Publisher payload type → subscriber payload type, for the codecs both negotiated.
     pub(crate) pt_map: PtTable<Pt>,
     pub(crate) rewriter: Rewriter,
+    /// The SSRC of the subscriber's send stream on `mid`, once known.
+    pub(crate) tx_ssrc: Option<Ssrc>,
     /// The track's packets currently use a codec the subscriber did not negotiate.
     pub(crate) codec_mismatch: bool,
     /// Packets waiting to be written at the catch-up pace, oldest first.
@@ -42,6 +44,7 @@ impl Subscription {
             track: None,
             pt_map: PtTable::default(),
             rewriter: Rewriter::new(kind == MediaKind::Video),
+            tx_ssrc: None,
             codec_mismatch: false,
             backlog: VecDeque::new(),
         }

@@ -155,10 +155,12 @@ impl Room {
             return;
         }
         sub.pt_map = pt_map;
-        if t.kind == MediaKind::Video
-            && let Some(tx) = s.rtc.direct_api().stream_tx_by_mid(mid, None)
-        {
-            tx.set_rtx_cache(RTX_HISTORY_PACKETS, RTX_HISTORY, DEFAULT_RTX_RATIO_CAP);
+        if let Some(tx) = s.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            // Found by SSRC (a hash lookup) from now on, not by mid (a scan of the streams).
+            sub.tx_ssrc = Some(tx.ssrc());
+            if t.kind == MediaKind::Video {
+                tx.set_rtx_cache(RTX_HISTORY_PACKETS, RTX_HISTORY, DEFAULT_RTX_RATIO_CAP);
+            }
         }
         debug!(%subscriber, %track, %mid, "subscribed");
         cx.out
