@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, Rtc};
@@ -12,6 +13,9 @@ use str0m::{Candidate, Rtc};
 use crate::contain::contained;
 use crate::participant::{Participant, Role};
 use crate::{CoreError, ParticipantId, SfuConfig, codec, dtls, sdp};
+
+/// Where a receiver's bandwidth estimate starts; probing finds the rest within seconds.
+const INITIAL_ESTIMATE: u64 = 1_500_000;
 
 /// An accepted offer, ready to join a room.
 #[derive(Debug)]
@@ -48,7 +52,11 @@ pub fn prepare(
     offer: &str,
 ) -> Result<Prepared, CoreError> {
     let parsed = sdp::parse_offer(offer)?;
-    let (mut rtc, answer) = contained("accepting an offer", || accept(config, now, parsed))??;
+    // Receivers that send transport-wide congestion control feedback get a bandwidth
+    // estimate (for their video layers); publishers and receivers without TWCC do not, so
+    // that nothing paces their media.
+    let bwe = config.bandwidth_estimation && role != Role::Publisher && sdp::offers_twcc(offer);
+    let (mut rtc, answer) = contained("accepting an offer", || accept(config, now, parsed, bwe))??;
     let ufrag = contained("reading ICE credentials", || {
         rtc.direct_api().local_ice_credentials().ufrag
     })?;
@@ -67,6 +75,7 @@ pub fn prepare(
         },
     );
     let mut participant = Participant::new(id, label, role, rtc, ufrag, now);
+    participant.bwe = bwe;
     participant.remote_ufrag = sdp::ice_ufrag(offer).map(str::to_owned);
     Ok(Prepared {
         participant,
@@ -76,10 +85,18 @@ pub fn prepare(
 }
 
 /// A new `Rtc` with the server's candidates and certificate that accepted `offer`.
-fn accept(config: &SfuConfig, now: Instant, offer: SdpOffer) -> Result<(Rtc, String), CoreError> {
+fn accept(
+    config: &SfuConfig,
+    now: Instant,
+    offer: SdpOffer,
+    bwe: bool,
+) -> Result<(Rtc, String), CoreError> {
     let mut builder = Rtc::builder()
         .set_rtp_mode(true)
         .set_crypto_provider(dtls::crypto_provider());
+    if bwe {
+        builder = builder.enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)));
+    }
     if let Some(cert) = dtls::certificate() {
         builder = builder.set_dtls_cert(cert);
     }

@@ -24,6 +24,9 @@ pub struct SfuConfig {
     pub gop_cache_packets: usize,
     /// Refuse new participants beyond this number.
     pub max_participants: usize,
+    /// Receivers that negotiate transport-wide congestion control get a bandwidth estimate,
+    /// from which their video layers are chosen (and video paused when it cannot be carried).
+    pub bandwidth_estimation: bool,
     /// Where participant and track ids come from; share one between the `Sfu`s of a process.
     pub ids: Ids,
 }
@@ -38,6 +41,7 @@ impl SfuConfig {
             keyframe_request_interval: Duration::from_millis(500),
             gop_cache_packets: 1500,
             max_participants: 10_000,
+            bandwidth_estimation: true,
             ids: Ids::default(),
         }
     }

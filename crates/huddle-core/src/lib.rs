@@ -67,6 +67,7 @@
 )]
 
 mod accept;
+mod choice;
 mod codec;
 mod config;
 mod contain;
@@ -76,6 +77,7 @@ mod error;
 mod event;
 mod ids;
 pub mod keyframe;
+pub mod layer;
 mod out;
 pub mod participant;
 pub mod relay;
@@ -87,6 +89,7 @@ mod timers;
 pub mod track;
 
 pub use accept::{Prepared, prepare};
+pub use choice::{LayerReport, Preference, Reason, SubscriptionReport};
 pub use config::SfuConfig;
 pub use error::CoreError;
 pub use event::{Event, LeaveReason};

@@ -32,6 +32,9 @@ pub(crate) struct Counters {
     pub packets_forwarded: u64,
     pub packets_relayed: u64,
     pub keyframe_requests_sent: u64,
+    /// Video layer changes decided (switches, pauses, resumes).
+    pub layer_switches: u64,
+    pub pauses: u64,
 }
 
 /// What the demux knew of a participant that left.

@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::BweKind;
 use str0m::channel::ChannelId;
-use str0m::media::{MediaKind, Mid};
+use str0m::media::{MediaKind, Mid, Rid};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, warn};
@@ -60,7 +61,7 @@ pub struct Participant {
     pub(crate) last_heard: Instant,
     /// Published tracks by publisher `mid`, and the SSRCs seen on them.
     pub(crate) tracks: Vec<(Mid, TrackId)>,
-    pub(crate) ssrc_tracks: Vec<(Ssrc, TrackId)>,
+    pub(crate) ssrc_tracks: Vec<(Ssrc, TrackId, u8)>,
     /// Outgoing media sections and what feeds them, in slots that stay put for their life
     /// (tracks name their subscribers by slot).
     pub(crate) subscriptions: Slab<Subscription>,
@@ -82,6 +83,14 @@ pub struct Participant {
     pub(crate) pending_offer: Option<PendingOffer>,
     /// The data channel messages are relayed on.
     pub(crate) channel: Option<ChannelId>,
+    /// What it can receive, in bits per second (TWCC, or the receiver's REMB).
+    pub estimate: Option<u64>,
+    /// Its `Rtc` estimates bandwidth (it negotiated transport-wide congestion control).
+    pub(crate) bwe: bool,
+    /// The (minimum, desired) bitrates last given to its estimator.
+    pub(crate) bwe_asked: Option<(u64, u64)>,
+    /// When its video layers are next reconsidered (publishers' layers come and go).
+    pub(crate) allocate_due: Option<Instant>,
     /// Packets were written to this subscriber since it was last driven.
     pub(crate) written: bool,
     /// Set when the participant must be removed after the current step.
@@ -96,7 +105,7 @@ pub(crate) enum Forwarded {
     Queued,
     Dropped,
     /// Video that cannot start before a keyframe.
-    WaitingForKeyframe,
+    WaitingForKeyframe(u8),
     /// The subscriber negotiated no codec matching this packet's (reported once).
     FirstCodecMismatch,
 }
@@ -109,6 +118,8 @@ pub(crate) enum Internal {
     Connected(ParticipantId),
     Rtp(ParticipantId, RtpPacket),
     KeyframeRequest(ParticipantId, Mid),
+    /// The participant's bandwidth estimate changed: its layers may change.
+    Estimate(ParticipantId),
     /// A data channel message from this participant.
     Message(ParticipantId, Vec<u8>),
 }
@@ -143,23 +154,40 @@ impl Participant {
             pending_offer: None,
             written: false,
             channel: None,
+            estimate: None,
+            bwe: false,
+            bwe_asked: None,
+            allocate_due: None,
             dead: None,
         }
     }
 
-    /// The published track a packet with this SSRC belongs to.
-    pub(crate) fn track_for_ssrc(&mut self, ssrc: Ssrc) -> Option<TrackId> {
-        if let Some((_, t)) = self.ssrc_tracks.iter().find(|(s, _)| *s == ssrc) {
-            return Some(*t);
-        }
-        let mid = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid())?;
+    /// The published track and layer a packet with this SSRC belongs to, once known.
+    pub(crate) fn known_ssrc(&self, ssrc: Ssrc) -> Option<(TrackId, u8)> {
+        self.ssrc_tracks
+            .iter()
+            .find(|(s, ..)| *s == ssrc)
+            .map(|(_, t, l)| (*t, *l))
+    }
+
+    /// The published track of a new SSRC, and the simulcast layer name it arrives under.
+    pub(crate) fn identify_ssrc(&mut self, ssrc: Ssrc) -> Option<(TrackId, Option<Rid>)> {
+        let (mid, rid) = self
+            .rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| (s.mid(), s.rid()))?;
         let track = self
             .tracks
             .iter()
             .find(|(m, _)| *m == mid)
             .map(|(_, t)| *t)?;
-        self.ssrc_tracks.push((ssrc, track));
-        Some(track)
+        Some((track, rid))
+    }
+
+    /// Remembers which track and layer an SSRC carries.
+    pub(crate) fn learn_ssrc(&mut self, ssrc: Ssrc, track: TrackId, layer: u8) {
+        self.ssrc_tracks.push((ssrc, track, layer));
     }
 
     /// The slot of the subscription on `mid` (not on the per-packet path).
@@ -187,7 +215,10 @@ impl Participant {
         } else {
             at = at.min(self.created_at + config.connect_timeout);
         }
-        for due in [self.keyframe_due, self.backlog_due].into_iter().flatten() {
+        for due in [self.keyframe_due, self.backlog_due, self.allocate_due]
+            .into_iter()
+            .flatten()
+        {
             at = at.min(due);
         }
         at
@@ -217,12 +248,31 @@ impl Participant {
         let Some(sub) = self.subscriptions.get_mut(slot) else {
             return Forwarded::Dropped;
         };
+        if sub.kind == MediaKind::Video {
+            let choice = &mut sub.choice;
+            if choice.paused {
+                return Forwarded::Dropped;
+            }
+            if Some(p.layer) != choice.current {
+                if Some(p.layer) != choice.target {
+                    return Forwarded::Dropped; // another layer than the one wanted
+                }
+                if !p.keyframe_start {
+                    return Forwarded::WaitingForKeyframe(p.layer);
+                }
+                // The target layer's keyframe: switch to it here, seamlessly.
+                choice.current = Some(p.layer);
+                choice.switched_at = Some(now);
+                sub.backlog.clear();
+            }
+        }
         if !sub.backlog.is_empty() {
             if sub.backlog.len() >= MAX_BACKLOG {
                 // Cannot catch up: start over from the next keyframe.
                 sub.backlog.clear();
                 sub.rewriter.reset_source();
-                return Forwarded::WaitingForKeyframe;
+                sub.choice.current = None;
+                return Forwarded::WaitingForKeyframe(p.layer);
             }
             sub.backlog.push_back(p.clone());
             return Forwarded::Queued;
@@ -297,7 +347,7 @@ impl Participant {
                 .rewrite(p.ssrc, *p.seq, p.ts, p.clock_rate, p.keyframe_start, now)
         else {
             return if sub.rewriter.waiting_for_keyframe() {
-                Forwarded::WaitingForKeyframe
+                Forwarded::WaitingForKeyframe(p.layer)
             } else {
                 Forwarded::Dropped
             };
@@ -410,6 +460,16 @@ impl Participant {
             }
             RtcEvent::ChannelData(d) => internal.push_back(Internal::Message(self.id, d.data)),
             RtcEvent::ChannelClose(id) if self.channel == Some(id) => self.channel = None,
+            RtcEvent::EgressBitrateEstimate(kind) => {
+                let estimate = match kind {
+                    BweKind::Twcc { estimate, .. } => estimate,
+                    // A receiver without TWCC (aiortc) reports what it can take.
+                    BweKind::Remb { estimate, .. } => estimate,
+                    _ => return,
+                };
+                self.estimate = Some(estimate.as_u64());
+                internal.push_back(Internal::Estimate(self.id));
+            }
             _ => {}
         }
     }

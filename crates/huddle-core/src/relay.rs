@@ -44,8 +44,11 @@ pub enum Relay {
     Ended { kind: MediaKind },
     /// Origin → edge: one packet of the room's `kind` track.
     Packet { kind: MediaKind, packet: Packet },
-    /// Edge → origin: a viewer needs a keyframe of the `kind` track.
-    KeyframeRequest { kind: MediaKind },
+    /// Edge → origin: a viewer needs a keyframe of the `kind` track (of its layer `rid`).
+    KeyframeRequest {
+        kind: MediaKind,
+        rid: Option<str0m::media::Rid>,
+    },
     /// Edge → origin: nobody watches at the edge any more; close the link.
     Unsubscribed,
 }

@@ -30,6 +30,13 @@ pub(crate) fn mids(sdp: &str) -> impl Iterator<Item = &str> {
         .map(str::trim)
 }
 
+/// The offer negotiates transport-wide congestion control (the extension and its feedback).
+pub(crate) fn offers_twcc(sdp: &str) -> bool {
+    let lines = || sdp.lines().map(str::trim);
+    lines().any(|l| l.starts_with("a=extmap:") && l.contains("transport-wide-cc"))
+        && lines().any(|l| l.starts_with("a=rtcp-fb:") && l.ends_with(" transport-cc"))
+}
+
 /// The first `a=ice-ufrag` of an SDP or fragment.
 pub(crate) fn ice_ufrag(sdp: &str) -> Option<&str> {
     attribute(sdp, "ice-ufrag")

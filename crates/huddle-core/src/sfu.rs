@@ -79,6 +79,9 @@ pub struct SfuStats {
     /// Packets handed to relays (once per link, whatever the viewers behind it).
     pub packets_relayed: u64,
     pub keyframe_requests_sent: u64,
+    /// Video layer changes decided for subscribers, and how many of them were pauses.
+    pub layer_switches: u64,
+    pub pauses: u64,
 }
 
 impl std::ops::Add for SfuStats {
@@ -101,6 +104,8 @@ impl std::ops::Add for SfuStats {
             packets_forwarded: self.packets_forwarded + b.packets_forwarded,
             packets_relayed: self.packets_relayed + b.packets_relayed,
             keyframe_requests_sent: self.keyframe_requests_sent + b.keyframe_requests_sent,
+            layer_switches: self.layer_switches + b.layer_switches,
+            pauses: self.pauses + b.pauses,
         }
     }
 }
@@ -408,6 +413,28 @@ impl Sfu {
         .unwrap_or(false)
     }
 
+    /// What subscriber `id` asked for `track`: the size it shows it at, a layer it pins.
+    /// Returns false if it does not receive that track.
+    pub fn set_preference(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        track: TrackId,
+        preference: crate::Preference,
+    ) -> Result<bool, CoreError> {
+        let key = self.room_of(id)?;
+        Ok(self
+            .in_room(now, key, |room, cx| {
+                room.set_preference(cx, id, track, preference)
+            })
+            .unwrap_or(false))
+    }
+
+    /// Every video subscription of `room` here: its layers and the reason for them.
+    pub fn subscriptions(&self, now: Instant, room: &str) -> Vec<crate::SubscriptionReport> {
+        self.room(room).map(|r| r.report(now)).unwrap_or_default()
+    }
+
     /// Removes a participant at its own request (WHIP/WHEP `DELETE`): DTLS is closed politely.
     pub fn leave(&mut self, now: Instant, id: ParticipantId) -> Result<(), CoreError> {
         let key = self.room_of(id)?;
@@ -543,7 +570,7 @@ impl Sfu {
             return;
         };
         self.in_room(now, key, |room, cx| match msg {
-            Relay::KeyframeRequest { kind } => room.downstream_keyframe(cx, link, kind),
+            Relay::KeyframeRequest { kind, rid } => room.downstream_keyframe(cx, link, kind, rid),
             Relay::Unsubscribed => room.remove_downstream(link),
             other => {
                 room.upstream_in(cx, other);
@@ -628,6 +655,8 @@ impl Sfu {
             packets_forwarded: c.packets_forwarded,
             packets_relayed: c.packets_relayed,
             keyframe_requests_sent: c.keyframe_requests_sent,
+            layer_switches: c.layer_switches,
+            pauses: c.pauses,
         }
     }
 }

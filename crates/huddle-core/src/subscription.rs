@@ -8,6 +8,7 @@ use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Ssrc;
 
 use crate::TrackId;
+use crate::choice::Choice;
 use crate::codec::PtTable;
 use crate::track::Packet;
 
@@ -34,6 +35,8 @@ pub struct Subscription {
     pub(crate) codec_mismatch: bool,
     /// Packets waiting to be written at the catch-up pace, oldest first.
     pub(crate) backlog: VecDeque<Packet>,
+    /// Video: which of the track's layers it receives, and why.
+    pub(crate) choice: Choice,
 }
 
 impl Subscription {
@@ -47,6 +50,7 @@ impl Subscription {
             tx_ssrc: None,
             codec_mismatch: false,
             backlog: VecDeque::new(),
+            choice: Choice::default(),
         }
     }
 
@@ -57,6 +61,7 @@ impl Subscription {
         self.codec_mismatch = false;
         self.backlog.clear();
         self.rewriter.reset_source();
+        self.choice.reset();
     }
 
     pub(crate) fn map_pt(&self, pt: Pt) -> Option<Pt> {

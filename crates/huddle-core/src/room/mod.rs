@@ -3,8 +3,10 @@
 //! are fanned out, the subscribers written to are driven once, the dead are removed).
 //!
 //! - [`routing`]: which track feeds which subscription, fan-out, keyframes, relays.
+//! - [`allocation`]: which layer of each video track each subscriber gets, and why.
 //! - [`negotiation`]: members' server offers and answers.
 
+mod allocation;
 pub(crate) mod negotiation;
 pub(crate) mod routing;
 
@@ -214,19 +216,13 @@ impl Room {
             cx.out.counters.packets_forwarded += p.drain_backlogs(now);
             p.drive(now, cx.out, &mut self.internal);
         }
+        let allocate = p.allocate_due.is_some_and(|d| d <= now);
         if p.keyframe_due.is_some_and(|d| d <= now) {
             p.keyframe_due = None;
-            let own: Vec<TrackId> = p.tracks().collect();
-            let interval = cx.config.keyframe_request_interval;
-            for t in own {
-                if self
-                    .tracks
-                    .get(&t)
-                    .is_some_and(|t| t.keyframe_requests.due(interval).is_some())
-                {
-                    self.request_keyframe(cx, t);
-                }
-            }
+            self.send_due_keyframe_requests(cx, id);
+        }
+        if allocate {
+            self.allocate(cx, id);
         }
         self.after_drive(cx, id);
     }
@@ -292,6 +288,7 @@ impl Room {
                             .collect()
                     })
                     .unwrap_or_default();
+                self.allocate(cx, id);
                 for (slot, track) in attached {
                     self.start_video(cx, id, slot, track);
                 }
@@ -303,14 +300,15 @@ impl Room {
                 data,
             }),
             Internal::KeyframeRequest(id, mid) => {
-                let track = self.participants.get(&id).and_then(|p| {
-                    let slot = p.slot_of(mid)?;
-                    p.subscriptions.get(slot)?.track
+                let wanted = self.participants.get(&id).and_then(|p| {
+                    let sub = p.subscriptions.get(p.slot_of(mid)?)?;
+                    Some((sub.track?, sub.choice.current.or(sub.choice.target)?))
                 });
-                if let Some(t) = track {
-                    self.request_keyframe(cx, t);
+                if let Some((track, layer)) = wanted {
+                    self.request_keyframe(cx, track, layer);
                 }
             }
+            Internal::Estimate(id) => self.allocate(cx, id),
         }
     }
 

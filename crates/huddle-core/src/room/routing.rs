@@ -105,9 +105,11 @@ impl Room {
                         cx.out
                             .relay
                             .push_back((link, Relay::Track { kind, params }));
-                        let id = t.id;
+                        let (id, layers) = (t.id, t.layers().len());
                         // The other end's viewers start on a keyframe.
-                        self.request_keyframe(cx, id);
+                        for layer in 0..layers {
+                            self.request_keyframe(cx, id, u8::try_from(layer).unwrap_or(0));
+                        }
                     }
                     None => cx.out.relay.push_back((link, Relay::Ended { kind })),
                 }
@@ -139,6 +141,8 @@ impl Room {
         };
         sub.track = Some(track);
         sub.rewriter.reset_source();
+        sub.choice.reset();
+        s.allocate_due = Some(cx.now);
         t.subscribers.push(SubRef {
             participant: subscriber,
             slot,
@@ -167,6 +171,8 @@ impl Room {
             .events
             .push_back(Event::Subscribed { subscriber, track });
         if s.connected {
+            // Choose its layer first, then start it on that layer's keyframe.
+            self.allocate(cx, subscriber);
             self.start_video(cx, subscriber, slot, track);
         }
     }
@@ -189,15 +195,24 @@ impl Room {
         if t.kind != MediaKind::Video {
             return;
         }
-        let replay = t.gop.replay();
+        let Some(sub) = s.subscriptions.get_mut(slot) else {
+            return;
+        };
+        if sub.choice.paused {
+            return;
+        }
+        let layer = sub.choice.target.unwrap_or(0);
+        let replay = t.layer(layer).map(|l| l.gop.replay()).unwrap_or_default();
         if !replay.is_empty() {
-            debug!(%subscriber, %track, packets = replay.len(), "replaying current GOP");
+            debug!(%subscriber, %track, layer, packets = replay.len(), "replaying current GOP");
+            sub.choice.current = Some(layer);
+            sub.choice.switched_at = Some(cx.now);
             s.queue(slot, replay, cx.now);
             cx.out.counters.packets_forwarded += s.drain_backlogs(cx.now);
             s.drive(cx.now, cx.out, &mut self.internal);
             self.after_drive(cx, subscriber);
         }
-        self.request_keyframe(cx, track);
+        self.request_keyframe(cx, track, layer);
     }
 
     pub(crate) fn detach(&mut self, subscriber: ParticipantId, slot: usize, track: TrackId) {
@@ -214,9 +229,10 @@ impl Room {
         }
     }
 
-    /// Asks a track's source for a keyframe, at most once per interval; requests in between
-    /// are merged into one sent when the interval ends. A relayed track asks over its link.
-    pub(crate) fn request_keyframe(&mut self, cx: &mut Ctx<'_>, track: TrackId) {
+    /// Asks a track's source for a keyframe of `layer`, at most once per interval; requests
+    /// in between are merged into one sent when the interval ends. A relayed track asks over
+    /// its link.
+    pub(crate) fn request_keyframe(&mut self, cx: &mut Ctx<'_>, track: TrackId, layer: u8) {
         let interval = cx.config.keyframe_request_interval;
         let Some(t) = self.tracks.get_mut(&track) else {
             return;
@@ -224,17 +240,19 @@ impl Room {
         if t.kind != MediaKind::Video {
             return;
         }
-        let now_due = t.keyframe_requests.request(cx.now, interval);
-        let later = t.keyframe_requests.due(interval);
-        match t.source {
+        let (source, kind) = (t.source, t.kind);
+        let Some(l) = t.layer_mut(layer) else {
+            return;
+        };
+        let rid = l.rid;
+        let now_due = l.keyframe_requests.request(cx.now, interval);
+        let later = l.keyframe_requests.due(interval);
+        match source {
             Source::Relay(link) => {
                 if now_due {
-                    cx.out.relay.push_back((
-                        link,
-                        Relay::KeyframeRequest {
-                            kind: MediaKind::Video,
-                        },
-                    ));
+                    cx.out
+                        .relay
+                        .push_back((link, Relay::KeyframeRequest { kind, rid }));
                     cx.out.counters.keyframe_requests_sent += 1;
                 }
                 // A merged request goes out with the next relayed packet after the interval
@@ -245,7 +263,7 @@ impl Room {
                     return;
                 };
                 if now_due {
-                    if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                    if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, rid) {
                         rx.request_keyframe(KeyframeRequestKind::Pli);
                         cx.out.counters.keyframe_requests_sent += 1;
                         p.drive(cx.now, cx.out, &mut self.internal);
@@ -258,6 +276,27 @@ impl Room {
         }
     }
 
+    /// Sends the merged keyframe requests of `owner`'s tracks that are due.
+    pub(crate) fn send_due_keyframe_requests(&mut self, cx: &mut Ctx<'_>, owner: ParticipantId) {
+        let Some(p) = self.participants.get(&owner) else {
+            return;
+        };
+        let interval = cx.config.keyframe_request_interval;
+        let due: Vec<(TrackId, u8)> = p
+            .tracks()
+            .filter_map(|t| self.tracks.get(&t))
+            .flat_map(|t| {
+                t.layers().iter().enumerate().filter_map(move |(i, l)| {
+                    let i = u8::try_from(i).ok()?;
+                    l.keyframe_requests.due(interval).map(|_| (t.id, i))
+                })
+            })
+            .collect();
+        for (track, layer) in due {
+            self.request_keyframe(cx, track, layer);
+        }
+    }
+
     /// One RTP packet received from participant `from`: fanned out to its track's subscribers.
     pub(crate) fn forward(&mut self, cx: &mut Ctx<'_>, from: ParticipantId, rtp: RtpPacket) {
         cx.out.counters.packets_received += 1;
@@ -265,21 +304,38 @@ impl Room {
             return;
         };
         let ssrc = rtp.header.ssrc;
-        let Some(track) = p.track_for_ssrc(ssrc) else {
-            debug!(participant = %from, %ssrc, "RTP for no published track");
-            return;
+        let (track, layer) = match p.known_ssrc(ssrc) {
+            Some(known) => known,
+            None => {
+                let Some((track, rid)) = p.identify_ssrc(ssrc) else {
+                    debug!(participant = %from, %ssrc, "RTP for no published track");
+                    return;
+                };
+                let Some(layer) = self.tracks.get_mut(&track).and_then(|t| t.layer_for(rid)) else {
+                    debug!(participant = %from, %ssrc, "more encodings than huddle forwards");
+                    return;
+                };
+                if let Some(p) = self.participants.get_mut(&from) {
+                    p.learn_ssrc(ssrc, track, layer);
+                }
+                (track, layer)
+            }
         };
         let Some(t) = self.tracks.get_mut(&track) else {
             return;
         };
-        if !t.ssrc.admit(ssrc, cx.now) {
-            return; // another encoding of the same track (a simulcast layer)
+        let Some(l) = t.layer_mut(layer) else {
+            return;
+        };
+        if !l.ssrc.admit(ssrc, cx.now) {
+            return; // a second SSRC for one encoding while the first still sends
         }
+        let rid = l.rid;
         let Some((codec, clock_rate)) = t.codec_of(rtp.header.payload_type) else {
             debug!(%track, pt = %rtp.header.payload_type, "RTP with a payload type not negotiated");
             return;
         };
-        let packet = Packet::from_rtp(rtp, codec, clock_rate);
+        let packet = Packet::from_rtp(rtp, codec, clock_rate, rid, layer);
         self.fan_out(cx, track, &packet);
     }
 
@@ -288,7 +344,11 @@ impl Room {
         let Some(t) = self.tracks.get_mut(&track) else {
             return;
         };
-        t.gop.push(packet);
+        let Some(l) = t.layer_mut(packet.layer) else {
+            return;
+        };
+        let appeared = !l.active(cx.now);
+        l.record(packet);
         for link in &t.downstreams {
             cx.out.relay.push_back((
                 *link,
@@ -299,11 +359,15 @@ impl Room {
             ));
             cx.out.counters.packets_relayed += 1;
         }
-        let mut needs_keyframe = false;
+        let mut needs_keyframe = None;
         for s in &t.subscribers {
             let Some(p) = self.participants.get_mut(&s.participant) else {
                 continue;
             };
+            if appeared && t.kind == MediaKind::Video {
+                // A layer (re)appeared: its subscribers may want it.
+                p.allocate_due = Some(cx.now);
+            }
             match p.forward(s.slot, packet, cx.now) {
                 Forwarded::Written => {
                     cx.out.counters.packets_forwarded += 1;
@@ -312,7 +376,7 @@ impl Room {
                         self.written.push(s.participant);
                     }
                 }
-                Forwarded::WaitingForKeyframe => needs_keyframe = true,
+                Forwarded::WaitingForKeyframe(layer) => needs_keyframe = Some(layer),
                 Forwarded::FirstCodecMismatch => {
                     warn!(subscriber = %s.participant, %track, "subscriber cannot receive the track's codec");
                     cx.out.events.push_back(Event::CodecMismatch {
@@ -324,8 +388,8 @@ impl Room {
                 Forwarded::Queued | Forwarded::Dropped => {}
             }
         }
-        if needs_keyframe {
-            self.request_keyframe(cx, track);
+        if let Some(layer) = needs_keyframe {
+            self.request_keyframe(cx, track, layer);
         }
     }
 
@@ -351,20 +415,28 @@ impl Room {
         }
     }
 
-    /// A viewer at the other end of `link` needs a keyframe.
+    /// A viewer at the other end of `link` needs a keyframe of layer `rid`.
     pub(crate) fn downstream_keyframe(
         &mut self,
         cx: &mut Ctx<'_>,
         link: RelayLink,
         kind: MediaKind,
+        rid: Option<str0m::media::Rid>,
     ) {
-        let track = self
+        let Some(track) = self
             .downstreams
             .iter_mut()
             .find(|f| f.link == link)
-            .and_then(|f| *f.slot(kind));
-        if let Some(t) = track {
-            self.request_keyframe(cx, t);
+            .and_then(|f| *f.slot(kind))
+        else {
+            return;
+        };
+        let layer = self.tracks.get(&track).and_then(|t| {
+            let i = t.layers().iter().position(|l| l.rid == rid)?;
+            u8::try_from(i).ok()
+        });
+        if let Some(layer) = layer {
+            self.request_keyframe(cx, track, layer);
         }
     }
 
@@ -375,18 +447,32 @@ impl Room {
         };
         let link = up.link;
         match msg {
-            Relay::Packet { kind, packet } => {
+            Relay::Packet { kind, mut packet } => {
                 let Some(track) = *up.slot(kind) else {
                     return;
                 };
                 cx.out.counters.packets_received += 1;
+                // Layers are numbered here in the order they arrive; the name travels.
+                let Some(layer) = self
+                    .tracks
+                    .get_mut(&track)
+                    .and_then(|t| t.layer_for(packet.rid))
+                else {
+                    return;
+                };
+                packet.layer = layer;
                 let interval = cx.config.keyframe_request_interval;
-                if self.tracks.get(&track).is_some_and(|t| {
-                    t.keyframe_requests
-                        .due(interval)
-                        .is_some_and(|d| d <= cx.now)
-                }) {
-                    self.request_keyframe(cx, track);
+                if self
+                    .tracks
+                    .get(&track)
+                    .and_then(|t| t.layer(layer))
+                    .is_some_and(|l| {
+                        l.keyframe_requests
+                            .due(interval)
+                            .is_some_and(|d| d <= cx.now)
+                    })
+                {
+                    self.request_keyframe(cx, track, layer);
                 }
                 self.fan_out(cx, track, &packet);
             }
@@ -395,11 +481,7 @@ impl Room {
                     // Same slot, another publisher behind it: subscribers re-map payload
                     // types and (video) start on its next keyframe.
                     t.set_params(params);
-                    t.gop = crate::track::GopCache::new(if kind == MediaKind::Video {
-                        cx.config.gop_cache_packets
-                    } else {
-                        0
-                    });
+                    t.reset_layers();
                     let id = t.id;
                     let subs = t.subscribers.clone();
                     for s in subs {

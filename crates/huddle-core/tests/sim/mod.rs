@@ -70,6 +70,8 @@ pub struct Peer {
     pub force_keyframe: bool,
     pub honour_pli: bool,
     pub gop_frames: u64,
+    /// A simulcast publisher's layers (empty: one encoding).
+    pub simulcast: Vec<SimLayer>,
     /// A peer that went silent: nothing it sends is delivered, nothing reaches it.
     pub unplugged: bool,
 }
@@ -106,6 +108,7 @@ impl Peer {
             force_keyframe: true,
             honour_pli: true,
             gop_frames: 60,
+            simulcast: Vec::new(),
             unplugged: false,
         }
     }
@@ -113,6 +116,60 @@ impl Peer {
     pub fn received(&self, kind: MediaKind) -> impl Iterator<Item = &Got> {
         self.got.iter().filter(move |g| g.kind == kind)
     }
+}
+
+/// One layer of a simulcast publisher in the simulation.
+#[derive(Clone, Debug)]
+pub struct SimLayer {
+    pub rid: &'static str,
+    pub size: (u16, u16),
+    /// Payload bytes per packet: the layers' bitrates differ accordingly.
+    pub bytes: usize,
+    pub seq: u64,
+    pub sending: bool,
+}
+
+/// The standard three layers, quarter, half and full size.
+pub fn three_layers() -> Vec<SimLayer> {
+    [
+        ("q", (320, 180), 300),
+        ("h", (640, 360), 600),
+        ("f", (1280, 720), 1100),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (rid, size, bytes))| SimLayer {
+        rid,
+        size,
+        bytes,
+        seq: 10_000 * (i as u64 + 1),
+        sending: true,
+    })
+    .collect()
+}
+
+/// A VP8 payload of layer `layer` (its index, also the payload's last byte): a key frame's
+/// first packet carries the VP8 key frame header with the layer's picture size.
+pub fn vp8_layer_payload(frame: u64, index: u64, key: bool, layer: u8, l: &SimLayer) -> Vec<u8> {
+    let mut p = Vec::with_capacity(l.bytes);
+    if index == 0 {
+        p.push(0x10);
+        p.extend_from_slice(&[if key { 0x50 } else { 0x51 }, 0x01, 0x00]);
+        if key {
+            p.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+            p.extend_from_slice(&l.size.0.to_le_bytes());
+            p.extend_from_slice(&l.size.1.to_le_bytes());
+        }
+    } else {
+        p.push(0x00);
+    }
+    p.extend_from_slice(&frame.to_be_bytes());
+    p.extend_from_slice(&index.to_be_bytes());
+    while p.len() < l.bytes - 1 {
+        p.push((frame as u8).wrapping_mul(31).wrapping_add(p.len() as u8));
+    }
+    p.push(layer);
+    p
 }
 
 /// The VP8 payload of packet `index` of frame `frame`: descriptor, frame tag on the first
@@ -165,7 +222,12 @@ impl Net {
         Net {
             now,
             start: now,
-            sfu: Sfu::new(SfuConfig::new(vec![sfu_addr])),
+            // The virtual clock and instant delivery make str0m's delay-based estimator see
+            // congestion that is not there: forwarding is tested without it.
+            sfu: Sfu::new(SfuConfig {
+                bandwidth_estimation: false,
+                ..SfuConfig::new(vec![sfu_addr])
+            }),
             sfu_addr,
             edge: None,
             relayed: (0, 0),
@@ -206,7 +268,14 @@ impl Net {
             api.add_channel("chat".into());
         }
         if video {
-            let mid = api.add_media(MediaKind::Video, dir, None, None, None);
+            let simulcast = (dir == Direction::SendOnly && !peer.simulcast.is_empty()).then(|| {
+                let mut s = str0m::media::Simulcast::new();
+                for l in &peer.simulcast {
+                    s.add_send_layer(str0m::media::SimulcastLayer::new(l.rid));
+                }
+                s
+            });
+            let mid = api.add_media(MediaKind::Video, dir, None, None, simulcast);
             peer.mids.push(mid);
         }
         if audio {
@@ -260,6 +329,17 @@ impl Net {
         edit: impl Fn(String) -> String,
     ) -> usize {
         let i = self.add_peer(name);
+        self.sender_at(i, room, member, &edit)
+    }
+
+    fn sender_at(
+        &mut self,
+        i: usize,
+        room: &str,
+        member: bool,
+        edit: &dyn Fn(String) -> String,
+    ) -> usize {
+        let name = self.peers[i].name;
         self.peers[i].wants_channel = member;
         let (offer, pending) = self.offer(i, Direction::SendOnly, true, true);
         let offer = edit(offer);
@@ -301,6 +381,13 @@ impl Net {
         i
     }
 
+    /// A publisher sending its video as the three layers of [`three_layers`].
+    pub fn simulcast_publisher(&mut self, name: &'static str, room: &str) -> usize {
+        let i = self.add_peer(name);
+        self.peers[i].simulcast = three_layers();
+        self.sender_at(i, room, false, &|o| o)
+    }
+
     /// A WHEP-style viewer receiving video and audio.
     pub fn viewer(&mut self, name: &'static str, room: &str) -> usize {
         let i = self.add_peer(name);
@@ -330,6 +417,7 @@ impl Net {
         let addr: SocketAddr = EDGE_ADDR.parse().unwrap();
         let config = SfuConfig {
             ids: self.sfu.config().ids.clone(),
+            bandwidth_estimation: false,
             ..SfuConfig::new(vec![addr])
         };
         self.edge = Some(Edge {
@@ -527,7 +615,31 @@ impl Net {
                 let key = peer.force_keyframe || peer.frame.is_multiple_of(peer.gop_frames);
                 peer.force_keyframe = false;
                 let ts = (peer.frame * 3000) as u32;
+                for li in 0..peer.simulcast.len() {
+                    for idx in 0..PACKETS_PER_FRAME {
+                        let peer = &mut self.peers[i];
+                        let Some(l) = peer.simulcast.get_mut(li).filter(|l| l.sending) else {
+                            continue;
+                        };
+                        let payload = vp8_layer_payload(peer.frame, idx, key, li as u8, l);
+                        let seq: SeqNo = l.seq.into();
+                        l.seq += 1;
+                        let rid = str0m::media::Rid::from(l.rid);
+                        peer.sent_video.push(payload.clone());
+                        let mut api = peer.rtc.direct_api();
+                        let tx = api.stream_tx_by_mid(mid, Some(rid)).unwrap();
+                        tx.write_rtp(
+                            RtpWrite::new(pt, seq, ts, now, payload)
+                                .marker(idx == PACKETS_PER_FRAME - 1)
+                                .nackable(true),
+                        );
+                        self.pump(i);
+                    }
+                }
                 for idx in 0..PACKETS_PER_FRAME {
+                    if !self.peers[i].simulcast.is_empty() {
+                        break;
+                    }
                     let peer = &mut self.peers[i];
                     let payload = vp8_payload(peer.frame, idx, key);
                     peer.sent_video.push(payload.clone());

@@ -1,0 +1,129 @@
+//! Which encoding of a video track a subscription receives, and why: the state a layer
+//! allocation leaves on each video subscription, and what the explained-decisions report
+//! shows of it.
+
+use std::fmt;
+use std::time::Instant;
+
+use str0m::media::Rid;
+
+/// Why a subscription receives the layer it does (or none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The best the publisher sends: nothing holds it back.
+    Best,
+    /// The subscriber's bandwidth estimate does not carry a higher layer.
+    Bandwidth,
+    /// The tile the subscriber shows it in is small: a higher layer would be wasted.
+    TileSize,
+    /// The layer that would fit is not being sent by the publisher now.
+    PublisherNotSending,
+    /// The subscriber cannot sustain even the lowest layer: video paused, audio goes on.
+    Paused,
+    /// The subscriber pinned this layer.
+    Pinned,
+    /// Nothing to choose from yet (no media from the publisher).
+    Waiting,
+}
+
+impl Reason {
+    /// In words, for the page and the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Best => "best quality the publisher sends",
+            Reason::Bandwidth => "limited by your bandwidth estimate",
+            Reason::TileSize => "limited to the size the video is shown at",
+            Reason::PublisherNotSending => "the publisher is not sending a better layer",
+            Reason::Paused => "paused: not enough bandwidth for the lowest layer",
+            Reason::Pinned => "pinned",
+            Reason::Waiting => "waiting for the publisher's video",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::Best => "best",
+            Reason::Bandwidth => "bandwidth",
+            Reason::TileSize => "tile-size",
+            Reason::PublisherNotSending => "publisher-not-sending",
+            Reason::Paused => "paused",
+            Reason::Pinned => "pinned",
+            Reason::Waiting => "waiting",
+        })
+    }
+}
+
+/// What a subscriber asked for a track: set through signaling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Preference {
+    /// The size of the tile the track is shown in, in pixels.
+    pub max_size: Option<(u32, u32)>,
+    /// A layer to receive whatever the allocation would choose.
+    pub pin: Option<Rid>,
+}
+
+/// The layer state of one video subscription.
+#[derive(Clone, Debug)]
+pub(crate) struct Choice {
+    /// The layer forwarded now.
+    pub current: Option<u8>,
+    /// The layer wanted; forwarding switches to it at its next keyframe.
+    pub target: Option<u8>,
+    pub paused: bool,
+    pub reason: Reason,
+    pub switched_at: Option<Instant>,
+    /// Since when a higher layer than the target has fitted the budget (up-switch hysteresis).
+    pub fits_higher_since: Option<Instant>,
+    pub preference: Preference,
+}
+
+impl Default for Choice {
+    fn default() -> Self {
+        Choice {
+            current: None,
+            target: Some(0),
+            paused: false,
+            reason: Reason::Waiting,
+            switched_at: None,
+            fits_higher_since: None,
+            preference: Preference::default(),
+        }
+    }
+}
+
+impl Choice {
+    /// The track behind the subscription changed: choose afresh, keep what was asked.
+    pub(crate) fn reset(&mut self) {
+        *self = Choice {
+            preference: self.preference,
+            ..Choice::default()
+        };
+    }
+}
+
+/// One video subscription as the explained-decisions report shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscriptionReport {
+    pub subscriber: crate::ParticipantId,
+    pub track: crate::TrackId,
+    /// The subscriber's bandwidth estimate, bits per second (none: it sends no TWCC/REMB).
+    pub estimate: Option<u64>,
+    pub target: Option<LayerReport>,
+    pub current: Option<LayerReport>,
+    pub paused: bool,
+    pub reason: Reason,
+    /// How long ago forwarding last switched layers.
+    pub since_switch: Option<std::time::Duration>,
+    pub preference: Preference,
+}
+
+/// One layer in a report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerReport {
+    pub rid: Option<Rid>,
+    pub size: Option<(u32, u32)>,
+    /// Bits per second the publisher sends on it now.
+    pub bitrate: u64,
+}

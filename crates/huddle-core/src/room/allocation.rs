@@ -1,0 +1,463 @@
+//! Layer allocation: which encoding of each video track a subscriber receives, from its
+//! bandwidth estimate, the size it shows each track at, what the publisher actually sends,
+//! and what it pinned — and the reason, kept for the explained-decisions report.
+//!
+//! Per subscriber, its video subscriptions share the budget (the estimate less a reserve per
+//! audio subscription) in order: pinned first, then the larger tiles. Each gets the best
+//! layer that both its tile and the remaining budget warrant. Down-switches are immediate;
+//! an up-switch waits until the higher layer has fitted, with headroom, for a while, so that
+//! a fluctuating estimate does not flap. A subscriber that cannot sustain a track's lowest
+//! layer has that video paused; audio is never paused. Switches happen at the target layer's
+//! next keyframe (asked for at once), with numbering and timestamps continuous.
+
+use std::time::{Duration, Instant};
+
+use str0m::bwe::Bitrate;
+use str0m::media::MediaKind;
+use tracing::debug;
+
+use super::{Ctx, Room};
+use crate::choice::{Choice, LayerReport, Preference, Reason, SubscriptionReport};
+use crate::track::Track;
+use crate::{ParticipantId, TrackId};
+
+/// Budget kept for each audio subscription (Opus with headers, RED included).
+const AUDIO_RESERVE: u64 = 64_000;
+/// A higher layer must fit with this much to spare…
+const UP_HEADROOM: f64 = 1.15;
+/// …and keep fitting for this long before forwarding moves up to it.
+const UP_AFTER: Duration = Duration::from_secs(2);
+/// Video of a simulcast track pauses when the budget falls below this share of its lowest
+/// layer's bitrate… (A track with one encoding is never paused: the estimate of a receiver
+/// that only ever gets what one encoder sends cannot grow past it, and tracks it closely.)
+const PAUSE_BELOW: f64 = 0.8;
+/// …and resumes above this share.
+const RESUME_ABOVE: f64 = 1.1;
+/// The least bandwidth a receiver of video asks its estimator to find.
+const MIN_DESIRED: u64 = 1_000_000;
+/// How often a subscriber's layers are reconsidered without a new estimate.
+const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
+
+/// What the allocation chose for one subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Decision {
+    target: Option<u8>,
+    paused: bool,
+    reason: Reason,
+    /// Since when a higher layer fits (kept for the hysteresis).
+    fits_higher_since: Option<Instant>,
+    /// The bitrate of the chosen layer, and of the layer the subscriber would like.
+    chosen_rate: u64,
+    wanted_rate: u64,
+}
+
+impl Room {
+    /// Reconsiders the layers of every video subscription of `id`.
+    pub(crate) fn allocate(&mut self, cx: &mut Ctx<'_>, id: ParticipantId) {
+        let now = cx.now;
+        let Some(p) = self.participants.get(&id) else {
+            return;
+        };
+        let mut video: Vec<(usize, TrackId, Preference)> = Vec::new();
+        let mut audio = 0u64;
+        for (slot, sub) in &p.subscriptions {
+            match (sub.kind, sub.track) {
+                (MediaKind::Video, Some(t)) => video.push((slot, t, sub.choice.preference)),
+                (MediaKind::Audio, Some(_)) => audio += 1,
+                _ => {}
+            }
+        }
+        // Pinned first, then the larger tiles (unknown size counts as large).
+        video.sort_by_key(|(slot, _, pref)| {
+            let area = pref
+                .max_size
+                .map_or(u64::MAX, |(w, h)| u64::from(w) * u64::from(h));
+            (pref.pin.is_none(), std::cmp::Reverse(area), *slot)
+        });
+        let mut budget = p.estimate.map(|e| e.saturating_sub(audio * AUDIO_RESERVE));
+        let (mut minimum, mut desired) = (audio * AUDIO_RESERVE, audio * AUDIO_RESERVE);
+        let mut decisions = Vec::with_capacity(video.len());
+        for (slot, track, pref) in &video {
+            let (Some(t), Some(sub)) = (self.tracks.get(track), p.subscriptions.get(*slot)) else {
+                continue;
+            };
+            let d = decide(t, &sub.choice, *pref, budget, now);
+            budget = budget.map(|b| b.saturating_sub(d.chosen_rate));
+            minimum += d.chosen_rate;
+            desired += d.wanted_rate.max(d.chosen_rate);
+            decisions.push((*slot, *track, d));
+        }
+        let mut keyframes = Vec::new();
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        for (slot, track, d) in decisions {
+            let Some(sub) = p.subscriptions.get_mut(slot) else {
+                continue;
+            };
+            let c = &mut sub.choice;
+            if c.target != d.target || c.paused != d.paused {
+                debug!(participant = %id, %track, from = ?c.target, to = ?d.target, paused = d.paused, reason = %d.reason, "layer");
+                cx.out.counters.layer_switches += 1;
+                if d.paused && !c.paused {
+                    cx.out.counters.pauses += 1;
+                }
+                if let Some(target) = d.target.filter(|t| !d.paused && Some(*t) != c.current) {
+                    keyframes.push((track, target));
+                }
+                if d.paused {
+                    c.current = None;
+                }
+            }
+            c.target = d.target;
+            c.paused = d.paused;
+            c.reason = d.reason;
+            c.fits_higher_since = d.fits_higher_since;
+        }
+        p.allocate_due = (!video.is_empty()).then_some(now + REALLOCATE_EVERY);
+        if p.bwe && !video.is_empty() {
+            // Probe towards what the subscriber would like, with room to spare (the estimate
+            // of a receiver never probed stays at what it gets); sustain what it gets.
+            let desired = (desired + desired / 2).max(MIN_DESIRED);
+            let changed = p
+                .bwe_asked
+                .is_none_or(|(_, d)| desired.abs_diff(d) * 10 > d);
+            if changed {
+                p.bwe_asked = Some((minimum, desired));
+                p.rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::bps(minimum.min(desired)), Bitrate::bps(desired));
+            }
+        }
+        for (track, layer) in keyframes {
+            self.request_keyframe(cx, track, layer);
+        }
+    }
+}
+
+impl Room {
+    /// Sets what `id` asked for `track` (tile size, pin) and reallocates.
+    pub(crate) fn set_preference(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: ParticipantId,
+        track: TrackId,
+        preference: Preference,
+    ) -> bool {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return false;
+        };
+        let mut found = false;
+        for (_, sub) in &mut p.subscriptions {
+            if sub.track == Some(track) {
+                sub.choice.preference = preference;
+                found = true;
+            }
+        }
+        if found {
+            self.allocate(cx, id);
+        }
+        found
+    }
+
+    /// Every video subscription in the room: what it gets and why.
+    pub(crate) fn report(&self, now: Instant) -> Vec<SubscriptionReport> {
+        let layer = |t: &Track, l: Option<u8>| {
+            let l = t.layer(l?)?;
+            Some(LayerReport {
+                rid: l.rid,
+                size: l.size,
+                bitrate: l.bitrate(now),
+            })
+        };
+        let mut out = Vec::new();
+        for p in self.participants() {
+            for sub in p.subscriptions() {
+                let (MediaKind::Video, Some(track)) = (sub.kind, sub.track) else {
+                    continue;
+                };
+                let Some(t) = self.tracks.get(&track) else {
+                    continue;
+                };
+                let c = &sub.choice;
+                out.push(SubscriptionReport {
+                    subscriber: p.id,
+                    track,
+                    estimate: p.estimate,
+                    target: layer(t, c.target),
+                    current: layer(t, c.current),
+                    paused: c.paused,
+                    reason: c.reason,
+                    since_switch: c.switched_at.map(|at| now.saturating_duration_since(at)),
+                    preference: c.preference,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The layer one subscription should receive.
+fn decide(
+    t: &Track,
+    choice: &Choice,
+    pref: Preference,
+    budget: Option<u64>,
+    now: Instant,
+) -> Decision {
+    let active = t.active_layers(now);
+    let rate = |l: u8| t.layer(l).map_or(0, |l| l.bitrate(now));
+    let (Some(&lowest), Some(&highest)) = (active.first(), active.last()) else {
+        return Decision {
+            target: choice.target,
+            paused: false,
+            reason: Reason::Waiting,
+            fits_higher_since: None,
+            chosen_rate: 0,
+            wanted_rate: 0,
+        };
+    };
+    let decision = |target: u8, reason: Reason, wanted: u8| Decision {
+        target: Some(target),
+        paused: false,
+        reason,
+        fits_higher_since: None,
+        chosen_rate: rate(target),
+        wanted_rate: rate(wanted),
+    };
+    if let Some(pin) = pref.pin
+        && let Some(&l) = active
+            .iter()
+            .find(|l| t.layer(**l).is_some_and(|x| x.rid == Some(pin)))
+    {
+        return decision(l, Reason::Pinned, l);
+    }
+    // The smallest layer whose pictures cover the tile (a tenth to spare).
+    let by_tile = match pref.max_size {
+        Some((w, h)) => active
+            .iter()
+            .copied()
+            .find(|l| {
+                t.layer(*l)
+                    .and_then(|x| x.size)
+                    .is_some_and(|(lw, lh)| lw * 10 >= w * 9 && lh * 10 >= h * 9)
+            })
+            .unwrap_or(highest),
+        None => highest,
+    };
+    let unsent = t.layers().len() > active.len() && by_tile == highest;
+    let quality_reason = if by_tile != highest {
+        Reason::TileSize
+    } else if unsent {
+        Reason::PublisherNotSending
+    } else {
+        Reason::Best
+    };
+    let Some(budget) = budget else {
+        return decision(by_tile, quality_reason, by_tile);
+    };
+    let rank = |l: u8| active.iter().position(|x| *x == l);
+    // Hysteresis is relative to what is flowing now: a subscription that receives nothing
+    // yet takes the best that fits at once.
+    let current_rank = choice.current.filter(|_| !choice.paused).and_then(rank);
+    let candidates: Vec<u8> = active
+        .iter()
+        .copied()
+        .take(rank(by_tile).map_or(active.len(), |r| r + 1))
+        .collect();
+    let fits = |l: u8, up: bool| {
+        let headroom = if choice.paused {
+            RESUME_ABOVE
+        } else if up {
+            UP_HEADROOM
+        } else {
+            1.0
+        };
+        rate(l) as f64 * headroom <= budget as f64
+    };
+    let best_fit = candidates.iter().rev().copied().find(|l| {
+        fits(
+            *l,
+            current_rank.is_some_and(|c| rank(*l).is_some_and(|r| r > c)),
+        )
+    });
+    let Some(mut chosen) = best_fit else {
+        // Not even the lowest layer fits: pause, with hysteresis, unless close enough.
+        let threshold = if choice.paused {
+            RESUME_ABOVE
+        } else {
+            PAUSE_BELOW
+        };
+        let pause = t.is_simulcast() && (budget as f64) < rate(lowest) as f64 * threshold;
+        return Decision {
+            target: Some(lowest),
+            paused: pause,
+            reason: if pause {
+                Reason::Paused
+            } else {
+                Reason::Bandwidth
+            },
+            fits_higher_since: None,
+            chosen_rate: if pause { 0 } else { rate(lowest) },
+            wanted_rate: rate(by_tile),
+        };
+    };
+    let mut fits_higher_since = None;
+    if let (Some(c), Some(r)) = (current_rank, rank(chosen))
+        && r > c
+    {
+        // Up: only once the higher layer has fitted for a while.
+        let since = choice.fits_higher_since.unwrap_or(now);
+        if now.saturating_duration_since(since) < UP_AFTER {
+            fits_higher_since = Some(since);
+            chosen = active.get(c).copied().unwrap_or(chosen);
+        }
+    }
+    let reason = if rank(chosen) < rank(by_tile) {
+        Reason::Bandwidth
+    } else {
+        quality_reason
+    };
+    Decision {
+        target: Some(chosen),
+        paused: false,
+        reason,
+        fits_higher_since,
+        chosen_rate: rate(chosen),
+        wanted_rate: rate(by_tile),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use str0m::media::Rid;
+    use str0m::rtp::ExtensionValues;
+
+    use super::*;
+    use crate::track::{Packet, Source};
+    use crate::{ParticipantId, TrackId};
+
+    /// A video track whose layers have sent `rates` (bits per second) for the last second.
+    fn track(rates: &[u64], now: Instant) -> Track {
+        let mut t = Track::new(
+            TrackId(1),
+            Source::Local {
+                owner: ParticipantId(1),
+                mid: "0".into(),
+            },
+            MediaKind::Video,
+            Vec::new(),
+            0,
+        );
+        for (i, rate) in rates.iter().enumerate() {
+            let rid = Rid::from(["q", "h", "f"][i]);
+            let layer = t.layer_for(Some(rid)).unwrap();
+            // Ten packets over the last second, 60 bytes of overhead each counted.
+            let bytes = (*rate / 8 / 10) as usize - 60;
+            for k in 0..10u64 {
+                let packet = Packet {
+                    ssrc: (layer as u32 + 1).into(),
+                    seq: k.into(),
+                    ts: 0,
+                    pt: 96.into(),
+                    marker: false,
+                    payload: Arc::from(vec![0u8; bytes]),
+                    ext: ExtensionValues::default(),
+                    arrival: now - Duration::from_millis(950 - k * 100),
+                    keyframe_start: false,
+                    clock_rate: 90_000,
+                    rid: Some(rid),
+                    layer,
+                    size: None,
+                };
+                t.layer_mut(layer).unwrap().record(&packet);
+            }
+        }
+        t
+    }
+
+    const RATES: [u64; 3] = [150_000, 500_000, 1_500_000];
+
+    #[test]
+    fn the_budget_picks_the_best_layer_that_fits() {
+        let now = Instant::now();
+        let t = track(&RATES, now);
+        let c = Choice::default();
+        let p = Preference::default();
+        let d = decide(&t, &c, p, Some(3_000_000), now);
+        assert_eq!((d.target, d.reason), (Some(2), Reason::Best));
+        let d = decide(&t, &c, p, Some(700_000), now);
+        assert_eq!((d.target, d.reason), (Some(1), Reason::Bandwidth));
+        let d = decide(&t, &c, p, None, now);
+        assert_eq!(d.target, Some(2), "no estimate: nothing holds it back");
+    }
+
+    #[test]
+    fn up_switches_wait_for_a_stable_estimate_and_down_switches_do_not() {
+        let now = Instant::now();
+        let t = track(&RATES, now);
+        let p = Preference::default();
+        let mut c = Choice {
+            target: Some(1),
+            current: Some(1),
+            ..Choice::default()
+        };
+        let d = decide(&t, &c, p, Some(2_000_000), now);
+        assert_eq!(d.target, Some(1), "not up at once");
+        assert_eq!(d.fits_higher_since, Some(now));
+        c.fits_higher_since = d.fits_higher_since;
+        let later = now + UP_AFTER;
+        let t = track(&RATES, later);
+        let d = decide(&t, &c, p, Some(2_000_000), later);
+        assert_eq!(d.target, Some(2), "up once it kept fitting");
+        // Without headroom a higher layer does not count as fitting.
+        let d = decide(
+            &t,
+            &Choice {
+                fits_higher_since: None,
+                ..c.clone()
+            },
+            p,
+            Some(1_600_000),
+            later,
+        );
+        assert_eq!((d.target, d.fits_higher_since), (Some(1), None));
+        let high = Choice {
+            target: Some(2),
+            current: Some(2),
+            ..Choice::default()
+        };
+        let d = decide(&t, &high, p, Some(400_000), later);
+        assert_eq!(
+            (d.target, d.reason),
+            (Some(0), Reason::Bandwidth),
+            "down at once"
+        );
+    }
+
+    #[test]
+    fn video_pauses_below_the_lowest_layer_and_resumes_with_hysteresis() {
+        let now = Instant::now();
+        let t = track(&RATES, now);
+        let p = Preference::default();
+        let c = Choice::default();
+        let d = decide(&t, &c, p, Some(100_000), now);
+        assert!(d.paused && d.reason == Reason::Paused, "{d:?}");
+        let paused = Choice {
+            paused: true,
+            ..Choice::default()
+        };
+        assert!(
+            decide(&t, &paused, p, Some(155_000), now).paused,
+            "not back at the edge"
+        );
+        let d = decide(&t, &paused, p, Some(200_000), now);
+        assert!(!d.paused && d.target == Some(0), "{d:?}");
+        // One layer: never paused, however low the estimate.
+        let single = track(&[800_000], now);
+        let d = decide(&single, &c, p, Some(100_000), now);
+        assert!(!d.paused && d.reason == Reason::Bandwidth, "{d:?}");
+    }
+}
