@@ -93,6 +93,8 @@ fn accept(
 ) -> Result<(Rtc, String), CoreError> {
     let mut builder = Rtc::builder()
         .set_rtp_mode(true)
+        // Once a second: NACK and retransmission counts for the metrics.
+        .set_stats_interval(Some(std::time::Duration::from_secs(1)))
         .set_crypto_provider(dtls::crypto_provider());
     if bwe {
         builder = builder.enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)));

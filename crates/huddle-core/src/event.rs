@@ -61,6 +61,11 @@ pub enum Event {
         participant: ParticipantId,
         data: Vec<u8>,
     },
+    /// The room's active speaker changed (`None`: whoever spoke left).
+    ActiveSpeaker {
+        room: String,
+        participant: Option<ParticipantId>,
+    },
     /// A track cannot be forwarded to a subscriber: none of its codecs were negotiated there.
     CodecMismatch {
         subscriber: ParticipantId,

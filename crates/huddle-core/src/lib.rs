@@ -84,6 +84,7 @@ pub mod relay;
 pub mod room;
 mod sdp;
 mod sfu;
+mod speaker;
 pub mod subscription;
 mod timers;
 pub mod track;

@@ -35,6 +35,10 @@ pub(crate) struct Counters {
     /// Video layer changes decided (switches, pauses, resumes).
     pub layer_switches: u64,
     pub pauses: u64,
+    /// NACKs from subscribers, retransmissions answering them, NACKs sent to publishers.
+    pub nacks_received: u64,
+    pub retransmissions: u64,
+    pub nacks_sent: u64,
 }
 
 /// What the demux knew of a participant that left.

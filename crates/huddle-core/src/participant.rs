@@ -12,6 +12,7 @@ use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, warn};
 
+use rustc_hash::FxHashMap;
 use slab::Slab;
 
 use crate::contain::contained;
@@ -89,6 +90,12 @@ pub struct Participant {
     pub(crate) bwe: bool,
     /// The (minimum, desired) bitrates last given to its estimator.
     pub(crate) bwe_asked: Option<(u64, u64)>,
+    /// Per outgoing `mid`: NACKs received and packets sent (retransmissions included), as
+    /// str0m last reported them; and retransmissions counted so far.
+    pub(crate) egress: FxHashMap<Mid, (u64, u64)>,
+    pub(crate) resent: u64,
+    /// Per incoming `mid`: NACKs sent to the publisher so far.
+    pub(crate) ingress_nacks: FxHashMap<Mid, u64>,
     /// When its video layers are next reconsidered (publishers' layers come and go).
     pub(crate) allocate_due: Option<Instant>,
     /// Packets were written to this subscriber since it was last driven.
@@ -157,6 +164,9 @@ impl Participant {
             estimate: None,
             bwe: false,
             bwe_asked: None,
+            egress: FxHashMap::default(),
+            resent: 0,
+            ingress_nacks: FxHashMap::default(),
             allocate_due: None,
             dead: None,
         }
@@ -370,7 +380,12 @@ impl Participant {
             Some(())
         });
         match written {
-            Ok(Some(())) => Forwarded::Written,
+            Ok(Some(())) => {
+                if let Some(sub) = self.subscriptions.get_mut(slot) {
+                    sub.written += 1;
+                }
+                Forwarded::Written
+            }
             Ok(None) => Forwarded::Dropped,
             Err(_) => {
                 self.dead = Some(LeaveReason::Failed);
@@ -425,7 +440,7 @@ impl Participant {
                         contents: t.contents.into(),
                     });
                 }
-                Output::Event(e) => self.on_event(e, internal),
+                Output::Event(e) => self.on_event(e, out, internal),
             }
         }
     }
@@ -439,7 +454,7 @@ impl Participant {
         out.learned.push((self.id, addr, forgotten));
     }
 
-    fn on_event(&mut self, e: RtcEvent, internal: &mut VecDeque<Internal>) {
+    fn on_event(&mut self, e: RtcEvent, out: &mut Out, internal: &mut VecDeque<Internal>) {
         match e {
             RtcEvent::RtpPacket(p) => internal.push_back(Internal::Rtp(self.id, p)),
             RtcEvent::KeyframeRequest(r) => {
@@ -460,6 +475,24 @@ impl Participant {
             }
             RtcEvent::ChannelData(d) => internal.push_back(Internal::Message(self.id, d.data)),
             RtcEvent::ChannelClose(id) if self.channel == Some(id) => self.channel = None,
+            // Loss recovery, as str0m reports it once a second: NACKs this subscriber sent
+            // (answered from str0m's per-stream history), and those sent to this publisher.
+            RtcEvent::MediaEgressStats(st) => {
+                let (nacks, packets) = self.egress.entry(st.mid).or_default();
+                out.counters.nacks_received += st.nacks.saturating_sub(*nacks);
+                *nacks = st.nacks;
+                *packets = st.packets;
+                let sent: u64 = self.egress.values().map(|(_, p)| p).sum();
+                let written: u64 = self.subscriptions.iter().map(|(_, s)| s.written).sum();
+                let resent = sent.saturating_sub(written);
+                out.counters.retransmissions += resent.saturating_sub(self.resent);
+                self.resent = self.resent.max(resent);
+            }
+            RtcEvent::MediaIngressStats(st) => {
+                let nacks = self.ingress_nacks.entry(st.mid).or_default();
+                out.counters.nacks_sent += st.nacks.saturating_sub(*nacks);
+                *nacks = st.nacks;
+            }
             RtcEvent::EgressBitrateEstimate(kind) => {
                 let estimate = match kind {
                     BweKind::Twcc { estimate, .. } => estimate,

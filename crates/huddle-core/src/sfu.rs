@@ -82,6 +82,10 @@ pub struct SfuStats {
     /// Video layer changes decided for subscribers, and how many of them were pauses.
     pub layer_switches: u64,
     pub pauses: u64,
+    /// NACKs received from subscribers, retransmissions sent, NACKs sent to publishers.
+    pub nacks_received: u64,
+    pub retransmissions: u64,
+    pub nacks_sent: u64,
 }
 
 impl std::ops::Add for SfuStats {
@@ -106,6 +110,9 @@ impl std::ops::Add for SfuStats {
             keyframe_requests_sent: self.keyframe_requests_sent + b.keyframe_requests_sent,
             layer_switches: self.layer_switches + b.layer_switches,
             pauses: self.pauses + b.pauses,
+            nacks_received: self.nacks_received + b.nacks_received,
+            retransmissions: self.retransmissions + b.retransmissions,
+            nacks_sent: self.nacks_sent + b.nacks_sent,
         }
     }
 }
@@ -657,6 +664,9 @@ impl Sfu {
             keyframe_requests_sent: c.keyframe_requests_sent,
             layer_switches: c.layer_switches,
             pauses: c.pauses,
+            nacks_received: c.nacks_received,
+            retransmissions: c.retransmissions,
+            nacks_sent: c.nacks_sent,
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Subscription {
     pub(crate) backlog: VecDeque<Packet>,
     /// Video: which of the track's layers it receives, and why.
     pub(crate) choice: Choice,
+    /// Packets written to it (retransmissions not counted).
+    pub(crate) written: u64,
 }
 
 impl Subscription {
@@ -51,6 +53,7 @@ impl Subscription {
             codec_mismatch: false,
             backlog: VecDeque::new(),
             choice: Choice::default(),
+            written: 0,
         }
     }
 

@@ -385,3 +385,34 @@ fn members_receive_each_other_through_server_offers_and_chat() {
     let s = net.sfu.stats();
     assert_eq!((s.participants, s.tracks, s.subscriptions), (2, 4, 4));
 }
+
+#[test]
+fn the_active_speaker_follows_who_talks() {
+    let mut net = Net::new();
+    let a = net.member("ada", "room");
+    let b = net.member("ben", "room");
+    net.peers[a].audio_level = Some(-20);
+    net.peers[b].audio_level = Some(-90);
+    net.run(Duration::from_secs(2));
+    let speaker = |net: &Net| {
+        net.events.iter().rev().find_map(|e| match e {
+            Event::ActiveSpeaker { participant, .. } => Some(*participant),
+            _ => None,
+        })
+    };
+    assert_eq!(speaker(&net), Some(net.peers[a].id), "ada talks");
+    net.peers[a].audio_level = Some(-90);
+    net.peers[b].audio_level = Some(-15);
+    net.run(Duration::from_secs(2));
+    assert_eq!(speaker(&net), Some(net.peers[b].id), "then ben");
+    assert_eq!(
+        net.sfu.room("room").unwrap().active_speaker(),
+        net.peers[b].id
+    );
+    let changes = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::ActiveSpeaker { .. }))
+        .count();
+    assert_eq!(changes, 2, "no flapping");
+}

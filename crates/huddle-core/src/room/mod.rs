@@ -22,6 +22,7 @@ use crate::contain::contained;
 use crate::out::{Out, Removed};
 use crate::participant::{Internal, Participant, Role};
 use crate::relay::{Feed, Relay};
+use crate::speaker::Speakers;
 use crate::subscription::Subscription;
 use crate::track::{Source, Track};
 use crate::{CoreError, Event, LeaveReason, ParticipantId, SfuConfig, TrackId, codec};
@@ -48,6 +49,8 @@ pub struct Room {
     /// The worker (or node) this room's main feed is relayed from, when it is published
     /// elsewhere.
     pub(crate) upstream: Option<Feed>,
+    /// Who is speaking, from the audio levels.
+    pub(crate) speakers: Speakers,
     /// What driving participants produced, not yet handled.
     internal: VecDeque<Internal>,
     /// Subscribers written to since they were last driven.
@@ -65,6 +68,7 @@ impl Room {
             tracks: FxHashMap::default(),
             downstreams: Vec::new(),
             upstream: None,
+            speakers: Speakers::default(),
             internal: VecDeque::new(),
             written: Vec::new(),
             doomed: Vec::new(),
@@ -395,6 +399,9 @@ impl Room {
         let Some(t) = self.tracks.remove(&track) else {
             return;
         };
+        if let Some(change) = self.speakers.forget(track) {
+            self.speaker_changed(cx, change);
+        }
         for s in &t.subscribers {
             if let Some(sub) = self
                 .participants
@@ -413,6 +420,24 @@ impl Room {
                     .push_back((f.link, Relay::Ended { kind: t.kind }));
             }
         }
+    }
+}
+
+impl Room {
+    /// The participant whose track `speaker` is, now the active speaker, is announced.
+    pub(crate) fn speaker_changed(&mut self, cx: &mut Ctx<'_>, speaker: Option<TrackId>) {
+        let participant = speaker
+            .and_then(|t| self.tracks.get(&t))
+            .and_then(Track::owner);
+        cx.out.events.push_back(Event::ActiveSpeaker {
+            room: self.name.clone(),
+            participant,
+        });
+    }
+
+    /// The active speaker's participant.
+    pub fn active_speaker(&self) -> Option<ParticipantId> {
+        self.tracks.get(&self.speakers.current()?)?.owner()
     }
 }
 

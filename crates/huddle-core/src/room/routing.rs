@@ -20,8 +20,11 @@ const KINDS: [MediaKind; 2] = [MediaKind::Video, MediaKind::Audio];
 /// a viewer's memory).
 const RTX_HISTORY: std::time::Duration = std::time::Duration::from_secs(1);
 const RTX_HISTORY_PACKETS: usize = 600;
-/// str0m's default cap on resends, 15% of the bytes sent in the last second.
-const DEFAULT_RTX_RATIO_CAP: Option<f32> = Some(0.15);
+/// Retransmissions may take up to this share of the bytes a subscription sent in the last
+/// second. str0m's default, 15%, drops every queued resend once a lossy link (15–20%) needs
+/// more than that, and a lost keyframe is then waited out until the next one; the pacer still
+/// keeps the total within the subscriber's bandwidth estimate.
+const RTX_RATIO_CAP: f32 = 0.5;
 
 impl Room {
     /// The publisher a room's viewers receive: the longest-present one with tracks.
@@ -163,7 +166,7 @@ impl Room {
             // Found by SSRC (a hash lookup) from now on, not by mid (a scan of the streams).
             sub.tx_ssrc = Some(tx.ssrc());
             if t.kind == MediaKind::Video {
-                tx.set_rtx_cache(RTX_HISTORY_PACKETS, RTX_HISTORY, DEFAULT_RTX_RATIO_CAP);
+                tx.set_rtx_cache(RTX_HISTORY_PACKETS, RTX_HISTORY, Some(RTX_RATIO_CAP));
             }
         }
         debug!(%subscriber, %track, %mid, "subscribed");
@@ -349,6 +352,14 @@ impl Room {
         };
         let appeared = !l.active(cx.now);
         l.record(packet);
+        if t.kind == MediaKind::Audio
+            && let Some(change) = self.speakers.heard(track, packet.ext.audio_level, cx.now)
+        {
+            self.speaker_changed(cx, change);
+        }
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
         for link in &t.downstreams {
             cx.out.relay.push_back((
                 *link,

@@ -70,6 +70,8 @@ pub struct Peer {
     pub force_keyframe: bool,
     pub honour_pli: bool,
     pub gop_frames: u64,
+    /// The audio level its audio packets carry (−dBov; `None`: no level extension).
+    pub audio_level: Option<i8>,
     /// A simulcast publisher's layers (empty: one encoding).
     pub simulcast: Vec<SimLayer>,
     /// A peer that went silent: nothing it sends is delivered, nothing reaches it.
@@ -108,6 +110,7 @@ impl Peer {
             force_keyframe: true,
             honour_pli: true,
             gop_frames: 60,
+            audio_level: None,
             simulcast: Vec::new(),
             unplugged: false,
         }
@@ -671,10 +674,15 @@ impl Net {
                 let ts = (peer.audio_seq * 960) as u32;
                 peer.audio_seq += 1;
                 let payload = peer.audio_seq.to_be_bytes().repeat(10);
+                let ext = str0m::rtp::ExtensionValues {
+                    audio_level: peer.audio_level,
+                    voice_activity: peer.audio_level.map(|l| l > -50),
+                    ..Default::default()
+                };
                 let mut api = peer.rtc.direct_api();
                 api.stream_tx_by_mid(mid, None)
                     .unwrap()
-                    .write_rtp(RtpWrite::new(pt, seq, ts, now, payload));
+                    .write_rtp(RtpWrite::new(pt, seq, ts, now, payload).ext_vals(ext));
                 self.pump(i);
             }
         }
