@@ -82,6 +82,10 @@ pub struct Participant {
     /// A server offer awaiting the member's answer: the tracks it adds (by new `mid`) and the
     /// `mid`s it stops.
     pub(crate) pending_offer: Option<PendingOffer>,
+    /// Kinds of track the member asked to publish, and its tracks it asked to stop, for the
+    /// next server offer.
+    pub(crate) publish_requests: Vec<MediaKind>,
+    pub(crate) unpublish_requests: Vec<TrackId>,
     /// The data channel messages are relayed on.
     pub(crate) channel: Option<ChannelId>,
     /// What it can receive, in bits per second (TWCC, or the receiver's REMB).
@@ -159,6 +163,8 @@ impl Participant {
             keyframe_due: None,
             backlog_due: None,
             pending_offer: None,
+            publish_requests: Vec::new(),
+            unpublish_requests: Vec::new(),
             written: false,
             channel: None,
             estimate: None,

@@ -437,6 +437,31 @@ impl Sfu {
             .unwrap_or(false))
     }
 
+    /// A member asks to send another track of `kind` (a screen share): the next server
+    /// offer ([`Event::Offer`]) carries a section for it; its answer publishes the track.
+    pub fn request_publish(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        kind: crate::MediaKind,
+    ) -> Result<(), CoreError> {
+        let key = self.room_of(id)?;
+        self.in_room(now, key, |room, cx| room.request_publish(cx, id, kind))
+            .ok_or(CoreError::UnknownParticipant(id))?
+    }
+
+    /// A member stops publishing one of its tracks.
+    pub fn request_unpublish(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        track: TrackId,
+    ) -> Result<(), CoreError> {
+        let key = self.room_of(id)?;
+        self.in_room(now, key, |room, cx| room.request_unpublish(cx, id, track))
+            .ok_or(CoreError::UnknownParticipant(id))?
+    }
+
     /// Every video subscription of `room` here: its layers and the reason for them.
     pub fn subscriptions(&self, now: Instant, room: &str) -> Vec<crate::SubscriptionReport> {
         self.room(room).map(|r| r.report(now)).unwrap_or_default()

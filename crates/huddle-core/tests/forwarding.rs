@@ -416,3 +416,56 @@ fn the_active_speaker_follows_who_talks() {
         .count();
     assert_eq!(changes, 2, "no flapping");
 }
+
+#[test]
+fn a_member_publishes_another_track_and_stops_it() {
+    let mut net = Net::new();
+    let a = net.member("ada", "room");
+    let b = net.member("ben", "room");
+    net.run(Duration::from_secs(1));
+    let ada = net.peers[a].id.unwrap();
+    let published = |net: &Net| {
+        net.events
+            .iter()
+            .filter(
+                |e| matches!(e, Event::TrackPublished { participant, .. } if *participant == ada),
+            )
+            .count()
+    };
+    assert_eq!(published(&net), 2, "camera and microphone");
+    let offers_to_ben = net.peers[b].offers;
+    net.sfu
+        .request_publish(net.now, ada, MediaKind::Video)
+        .unwrap();
+    net.run(Duration::from_secs(1));
+    assert_eq!(published(&net), 3, "a screen share track");
+    assert!(net.peers[b].offers > offers_to_ben, "ben is offered it");
+    let screen = net
+        .events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::TrackPublished {
+                participant, track, ..
+            } if *participant == ada => Some(*track),
+            _ => None,
+        })
+        .unwrap();
+    net.sfu.request_unpublish(net.now, ada, screen).unwrap();
+    net.run(Duration::from_secs(1));
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::TrackUnpublished { track, .. } if *track == screen))
+    );
+    assert!(net.sfu.track(screen).is_none());
+    // Someone else's track cannot be stopped.
+    let bens = net
+        .sfu
+        .participant(net.peers[b].id.unwrap())
+        .unwrap()
+        .tracks()
+        .next()
+        .unwrap();
+    assert!(net.sfu.request_unpublish(net.now, ada, bens).is_err());
+}

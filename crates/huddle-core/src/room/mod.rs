@@ -137,7 +137,7 @@ impl Room {
         self.settle(cx);
     }
 
-    fn media_added(
+    pub(crate) fn media_added(
         &mut self,
         cx: &mut Ctx<'_>,
         id: ParticipantId,

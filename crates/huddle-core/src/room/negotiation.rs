@@ -13,14 +13,70 @@ use crate::participant::Role;
 use crate::subscription::Subscription;
 use crate::{CoreError, Event, LeaveReason, ParticipantId, TrackId, sdp};
 
+/// Tracks one member may publish (camera, microphone, screen, its audio).
+const MAX_OWN_TRACKS: usize = 6;
+
 /// A server offer waiting for the member's answer.
 #[derive(Debug)]
 pub(crate) struct PendingOffer {
     offer: SdpPendingOffer,
     adding: Vec<(Mid, MediaKind, TrackId)>,
+    /// Sections offered for the member to send on (a screen share it asked for).
+    receiving: Vec<(Mid, MediaKind)>,
+    /// Its own tracks it asked to stop.
+    unpublishing: Vec<Mid>,
 }
 
 impl Room {
+    /// A member asks to send another track (a screen share): the next server offer carries
+    /// a section for it to send on.
+    pub(crate) fn request_publish(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: ParticipantId,
+        kind: MediaKind,
+    ) -> Result<(), CoreError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(CoreError::UnknownParticipant(id))?;
+        if p.role != Role::Member {
+            return Err(CoreError::AnswerRejected(
+                "only room members publish more tracks".into(),
+            ));
+        }
+        if p.tracks.len() + p.publish_requests.len() >= MAX_OWN_TRACKS {
+            return Err(CoreError::AnswerRejected(format!(
+                "at most {MAX_OWN_TRACKS} tracks per member"
+            )));
+        }
+        p.publish_requests.push(kind);
+        self.negotiate(cx, id);
+        self.settle(cx);
+        Ok(())
+    }
+
+    /// A member stops one of its tracks: it is unpublished, and its section stopped in the
+    /// next server offer.
+    pub(crate) fn request_unpublish(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: ParticipantId,
+        track: TrackId,
+    ) -> Result<(), CoreError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(CoreError::UnknownParticipant(id))?;
+        if !p.tracks.iter().any(|(_, t)| *t == track) {
+            return Err(CoreError::AnswerRejected(format!("{track} is not yours")));
+        }
+        p.unpublish_requests.push(track);
+        self.negotiate(cx, id);
+        self.settle(cx);
+        Ok(())
+    }
+
     /// Offers a member the tracks it should receive but does not, and stops the sections
     /// whose track is gone — if it is connected and no other offer is outstanding.
     pub(crate) fn negotiate(&mut self, cx: &mut Ctx<'_>, id: ParticipantId) {
@@ -47,7 +103,17 @@ impl Room {
             .filter(|(_, s)| s.track.is_none())
             .map(|(slot, s)| (slot, s.mid))
             .collect();
-        if wanted.is_empty() && stopping.is_empty() {
+        let publishing = p.publish_requests.clone();
+        let unpublishing: Vec<Mid> = p
+            .unpublish_requests
+            .iter()
+            .filter_map(|t| p.tracks.iter().find(|(_, x)| x == t).map(|(m, _)| *m))
+            .collect();
+        if wanted.is_empty()
+            && stopping.is_empty()
+            && publishing.is_empty()
+            && unpublishing.is_empty()
+        {
             return;
         }
         let Some(p) = self.participants.get_mut(&id) else {
@@ -69,10 +135,22 @@ impl Room {
             for (_, mid) in &stopping {
                 api.stop_media(*mid);
             }
+            for mid in &unpublishing {
+                api.stop_media(*mid);
+            }
+            let receiving: Vec<(Mid, MediaKind)> = publishing
+                .iter()
+                .map(|kind| {
+                    (
+                        api.add_media(*kind, Direction::RecvOnly, None, None, None),
+                        *kind,
+                    )
+                })
+                .collect();
             api.apply()
-                .map(|(offer, pending)| (offer.to_sdp_string(), pending, adding))
+                .map(|(offer, pending)| (offer.to_sdp_string(), pending, adding, receiving))
         });
-        let (offer, pending, adding) = match offered {
+        let (offer, pending, adding, receiving) = match offered {
             Ok(Some(o)) => o,
             Ok(None) => return,
             Err(_) => {
@@ -85,10 +163,32 @@ impl Room {
         for (slot, _) in &stopping {
             p.subscriptions.try_remove(*slot);
         }
+        p.publish_requests.clear();
+        p.unpublish_requests.clear();
         p.pending_offer = Some(PendingOffer {
             offer: pending,
             adding,
+            receiving,
+            unpublishing: unpublishing.clone(),
         });
+        let gone: Vec<TrackId> = p
+            .tracks
+            .iter()
+            .filter(|(m, _)| unpublishing.contains(m))
+            .map(|(_, t)| *t)
+            .collect();
+        p.tracks.retain(|(m, _)| !unpublishing.contains(m));
+        for track in gone {
+            self.unpublish(cx, track);
+            cx.out.events.push_back(Event::TrackUnpublished {
+                room: self.name.clone(),
+                participant: id,
+                track,
+            });
+        }
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
         cx.out.events.push_back(Event::Offer {
             participant: id,
             sdp: sdp::finish_local(offer, sdp::Local::Offer),
@@ -138,6 +238,19 @@ impl Room {
                 self.attach(cx, id, slot, track);
             }
         }
+        // What it agreed to send on the sections offered for it: new tracks of its own.
+        for (mid, kind) in pending.receiving {
+            let direction = self
+                .participants
+                .get(&id)
+                .and_then(|p| p.rtc.media(mid))
+                .filter(|m| !m.disabled())
+                .map(|m| m.direction());
+            if let Some(direction) = direction {
+                self.media_added(cx, id, mid, kind, direction);
+            }
+        }
+        self.refresh(cx);
         self.after_drive(cx, id);
         self.negotiate(cx, id);
         self.settle(cx);
