@@ -23,8 +23,6 @@ pub(crate) struct PendingOffer {
     adding: Vec<(Mid, MediaKind, TrackId)>,
     /// Sections offered for the member to send on (a screen share it asked for).
     receiving: Vec<(Mid, MediaKind)>,
-    /// Its own tracks it asked to stop.
-    unpublishing: Vec<Mid>,
 }
 
 impl Room {
@@ -169,7 +167,6 @@ impl Room {
             offer: pending,
             adding,
             receiving,
-            unpublishing: unpublishing.clone(),
         });
         let gone: Vec<TrackId> = p
             .tracks
