@@ -46,3 +46,12 @@ impl Ids {
         TrackId(self.next())
     }
 }
+
+/// A track id as its `Display` writes it (`t12`).
+impl std::str::FromStr for TrackId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix('t').unwrap_or(s).parse().map(TrackId)
+    }
+}

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions)
         .route("/debug/stats", get(debug_stats))
         .route("/debug/residence/reset", post(reset_residence))
+        .route("/rooms/{room}/subscriptions", get(room_subscriptions))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_bearer,
@@ -145,6 +146,53 @@ async fn debug_stats(State(state): State<AppState>) -> Result<Response, ApiError
         },
     }))
     .into_response())
+}
+
+/// `GET /rooms/{room}/subscriptions`: per subscriber and video track, the layer it gets, the
+/// one it should get, and why.
+async fn room_subscriptions(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Response, ApiError> {
+    if !huddle_core::room::valid_room_name(&room) {
+        return Err(ApiError::Core(huddle_core::CoreError::InvalidRoomName));
+    }
+    let rows = state
+        .media
+        .subscriptions(&room)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let layer = |l: &Option<huddle_core::LayerReport>| {
+        l.as_ref().map(|l| {
+            serde_json::json!({
+                "rid": l.rid.map(|r| r.to_string()),
+                "width": l.size.map(|s| s.0),
+                "height": l.size.map(|s| s.1),
+                "bitrate": l.bitrate,
+            })
+        })
+    };
+    let label =
+        |p: huddle_core::ParticipantId| state.registry.label(p).unwrap_or_else(|| p.to_string());
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "subscriber": label(r.subscriber),
+                "track": r.track.to_string(),
+                "estimate": r.estimate,
+                "target": layer(&r.target),
+                "current": layer(&r.current),
+                "paused": r.paused,
+                "reason": r.reason.to_string(),
+                "reason_text": r.reason.describe(),
+                "since_switch_ms": r.since_switch.map(|d| d.as_millis() as u64),
+                "tile": r.preference.max_size.map(|(w, h)| serde_json::json!({"width": w, "height": h})),
+                "pin": r.preference.pin.map(|p| p.to_string()),
+            })
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({ "room": room, "subscriptions": rows })).into_response())
 }
 
 /// `POST /debug/residence/reset`: the residence histograms start afresh (a load test's

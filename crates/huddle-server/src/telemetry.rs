@@ -57,6 +57,23 @@ pub fn install() {
     );
     describe_gauge!("huddle_relay_links", "Relays between media workers");
     describe_counter!(
+        "huddle_layer_switches_total",
+        "Video layer changes decided for subscribers (bandwidth, tile size, publisher, pin)"
+    );
+    describe_counter!(
+        "huddle_video_pauses_total",
+        "Subscribers' video paused for bandwidth"
+    );
+    describe_counter!(
+        "huddle_nacks_received_total",
+        "NACKs received from subscribers"
+    );
+    describe_counter!(
+        "huddle_retransmissions_total",
+        "Packets retransmitted to subscribers from their history"
+    );
+    describe_counter!("huddle_nacks_sent_total", "NACKs sent to publishers");
+    describe_counter!(
         "huddle_packets_relayed_total",
         "Packets relayed between media workers (once per link)"
     );
@@ -84,6 +101,11 @@ pub fn publish(report: &Report, sessions: usize) {
     counter!("huddle_datagrams_unrouted_total").absolute(s.datagrams_unrouted);
     counter!("huddle_datagrams_malformed_total").absolute(s.datagrams_malformed);
     gauge!("huddle_relay_links").set(s.relay_links as f64);
+    counter!("huddle_layer_switches_total").absolute(s.layer_switches);
+    counter!("huddle_video_pauses_total").absolute(s.pauses);
+    counter!("huddle_nacks_received_total").absolute(s.nacks_received);
+    counter!("huddle_retransmissions_total").absolute(s.retransmissions);
+    counter!("huddle_nacks_sent_total").absolute(s.nacks_sent);
     counter!("huddle_packets_relayed_total").absolute(s.packets_relayed);
     counter!("huddle_relay_dropped_total").absolute(report.relay_dropped);
     for (label, q) in [("0.5", 0.5), ("0.99", 0.99), ("0.999", 0.999)] {

@@ -7,7 +7,7 @@ use huddle_core::{Event, MediaKind, ParticipantId, Role, Sfu};
 use tracing::{debug, info, warn};
 
 use super::Shared;
-use crate::signaling::messages::{Kind, ServerMessage};
+use crate::signaling::messages::{Kind, ServerMessage, TrackQuality};
 
 /// Longest chat message relayed, in characters.
 const MAX_CHAT_CHARS: usize = 2000;
@@ -69,6 +69,29 @@ pub(super) fn on_event(sfu: &mut Sfu, shared: &Shared, e: Event) {
             codecs,
         } => {
             warn!(%subscriber, %track, ?codecs, "track not forwarded: no common codec");
+            let owner = sfu.track(track).and_then(|t| t.owner());
+            if let Some(label) = owner.and_then(|o| registry.label(o)) {
+                let reason = format!(
+                    "your browser negotiated none of this track's codecs ({})",
+                    codecs
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                registry.send(
+                    subscriber,
+                    ServerMessage::TrackUnavailable {
+                        participant: label,
+                        track: track.to_string(),
+                        reason,
+                    },
+                );
+            }
+        }
+        Event::ActiveSpeaker { room, participant } => {
+            let label = participant.and_then(|p| registry.label(p));
+            registry.broadcast_room(&room, ServerMessage::Speaker { participant: label });
         }
         other => debug!(event = ?other),
     }
@@ -118,4 +141,56 @@ fn relay_chat(
     for peer in registry.room_peers(from) {
         sfu.send_message(now, peer, out.as_bytes());
     }
+}
+
+/// What each member was last told of its video quality.
+#[derive(Debug, Default)]
+pub(super) struct Told(std::collections::HashMap<ParticipantId, ServerMessage>);
+
+/// Tells every member what it receives of each video track and why, when that changed.
+pub(super) fn tell_quality(sfu: &Sfu, shared: &Shared, now: Instant, told: &mut Told) {
+    let mut by_member: std::collections::HashMap<ParticipantId, ServerMessage> = Default::default();
+    for room in sfu.rooms() {
+        for row in sfu.subscriptions(now, &room.name) {
+            let entry = by_member
+                .entry(row.subscriber)
+                .or_insert_with(|| ServerMessage::Quality {
+                    estimate: row.estimate,
+                    tracks: Vec::new(),
+                });
+            if let ServerMessage::Quality { tracks, .. } = entry {
+                let layer = row.current.as_ref().or(row.target.as_ref());
+                tracks.push(TrackQuality {
+                    track: row.track.to_string(),
+                    layer: layer.and_then(|l| l.rid).map(|r| r.to_string()),
+                    width: layer.and_then(|l| l.size).map(|s| s.0),
+                    height: layer.and_then(|l| l.size).map(|s| s.1),
+                    bitrate: layer.map(|l| l.bitrate),
+                    paused: row.paused,
+                    reason: row.reason.to_string(),
+                    text: row.reason.describe().to_owned(),
+                });
+            }
+        }
+    }
+    told.0.retain(|id, _| by_member.contains_key(id));
+    for (id, msg) in by_member {
+        // Bitrates move all the time: tell again when the layer or its reason changes.
+        let same = told.0.get(&id).is_some_and(|old| same_choices(old, &msg));
+        if !same && shared.registry.label(id).is_some() {
+            shared.registry.send(id, msg.clone());
+            told.0.insert(id, msg);
+        }
+    }
+}
+
+fn same_choices(a: &ServerMessage, b: &ServerMessage) -> bool {
+    let key = |m: &ServerMessage| match m {
+        ServerMessage::Quality { tracks, .. } => tracks
+            .iter()
+            .map(|t| (t.track.clone(), t.layer.clone(), t.paused, t.reason.clone()))
+            .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
+    key(a) == key(b)
 }

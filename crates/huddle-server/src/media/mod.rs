@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use huddle_core::{
-    Answer, CoreError, IceRestart, Ids, ParticipantId, Role, Sfu, SfuConfig, SfuStats,
+    Answer, CoreError, IceRestart, Ids, MediaKind, ParticipantId, Preference, Role, Sfu, SfuConfig,
+    SfuStats, SubscriptionReport, TrackId,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -345,6 +346,59 @@ impl MediaHandle {
             Err(e) => return Ok(Err(e)),
         };
         self.ask(worker, |r| Command::Leave(id, r)).await
+    }
+
+    /// What subscriber `id` asked for `track` (tile size, pinned layer).
+    pub async fn preference(
+        &self,
+        id: ParticipantId,
+        track: TrackId,
+        preference: Preference,
+    ) -> Result<Result<bool, CoreError>, Stopped> {
+        let worker = match self.worker_of(id) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.ask(worker, |r| Command::Preference(id, track, preference, r))
+            .await
+    }
+
+    /// A member asks to publish another track (a screen share).
+    pub async fn publish_track(
+        &self,
+        id: ParticipantId,
+        kind: MediaKind,
+    ) -> Result<Result<(), CoreError>, Stopped> {
+        let worker = match self.worker_of(id) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.ask(worker, |r| Command::Publish(id, kind, r)).await
+    }
+
+    /// A member stops one of its tracks.
+    pub async fn unpublish_track(
+        &self,
+        id: ParticipantId,
+        track: TrackId,
+    ) -> Result<Result<(), CoreError>, Stopped> {
+        let worker = match self.worker_of(id) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.ask(worker, |r| Command::Unpublish(id, track, r)).await
+    }
+
+    /// The explained decisions of `room`'s video subscriptions, from every worker.
+    pub async fn subscriptions(&self, room: &str) -> Result<Vec<SubscriptionReport>, Stopped> {
+        let mut all = Vec::new();
+        for w in 0..self.shared.workers.len() {
+            all.extend(
+                self.ask(w, |r| Command::Subscriptions(room.to_owned(), r))
+                    .await?,
+            );
+        }
+        Ok(all)
     }
 
     /// Every worker's counters, asked for now and added up.

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use huddle_core::{
-    Answer, CoreError, Datagram, IceRestart, ParticipantId, Prepared, Relay, RelayLink, Sfu,
+    Answer, CoreError, Datagram, IceRestart, MediaKind, ParticipantId, Preference, Prepared, Relay,
+    RelayLink, Sfu, SubscriptionReport, TrackId,
 };
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -47,6 +48,26 @@ pub(crate) enum Command {
         oneshot::Sender<Result<IceRestart, CoreError>>,
     ),
     Leave(ParticipantId, oneshot::Sender<Result<(), CoreError>>),
+    /// What a subscriber asked for a track (tile size, pinned layer).
+    Preference(
+        ParticipantId,
+        TrackId,
+        Preference,
+        oneshot::Sender<Result<bool, CoreError>>,
+    ),
+    /// A member asks to publish another track, or to stop one of its own.
+    Publish(
+        ParticipantId,
+        MediaKind,
+        oneshot::Sender<Result<(), CoreError>>,
+    ),
+    Unpublish(
+        ParticipantId,
+        TrackId,
+        oneshot::Sender<Result<(), CoreError>>,
+    ),
+    /// The explained decisions of a room's video subscriptions here.
+    Subscriptions(String, oneshot::Sender<Vec<SubscriptionReport>>),
     Stats(oneshot::Sender<Report>),
     /// Origin: relay `room`'s feed over `link` to worker `edge`.
     RelayTo {
@@ -104,6 +125,7 @@ impl Worker {
         let mut report = Report::default();
         let mut reset_seen = shared.board.reset_generation();
         let mut next_report = Instant::now();
+        let mut told = super::events::Told::default();
         loop {
             // Tests inject a failure of the loop itself here (feature `failpoints`).
             fail::fail_point!("media-loop");
@@ -169,6 +191,7 @@ impl Worker {
                 }
                 report.stats = sfu.stats();
                 shared.board.write(index, &report);
+                super::events::tell_quality(&sfu, &shared, now, &mut told);
             }
         }
         info!(worker = index, "media worker stopped");
@@ -208,6 +231,18 @@ fn command(
         }
         Command::Leave(id, reply) => {
             let _ = reply.send(sfu.leave(now, id));
+        }
+        Command::Preference(id, track, pref, reply) => {
+            let _ = reply.send(sfu.set_preference(now, id, track, pref));
+        }
+        Command::Publish(id, kind, reply) => {
+            let _ = reply.send(sfu.request_publish(now, id, kind));
+        }
+        Command::Unpublish(id, track, reply) => {
+            let _ = reply.send(sfu.request_unpublish(now, id, track));
+        }
+        Command::Subscriptions(room, reply) => {
+            let _ = reply.send(sfu.subscriptions(now, &room));
         }
         Command::Stats(reply) => {
             report.stats = sfu.stats();

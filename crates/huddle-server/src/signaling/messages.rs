@@ -33,6 +33,22 @@ pub enum ClientMessage {
     },
     /// The page muted or unmuted its microphone or camera.
     Mute { kind: Kind, muted: bool },
+    /// How the page shows a track it receives: the tile's size in pixels, and a simulcast
+    /// layer (`rid`) to pin, `null` to let the server choose.
+    Preference {
+        track: String,
+        #[serde(default)]
+        width: Option<u32>,
+        #[serde(default)]
+        height: Option<u32>,
+        #[serde(default)]
+        pin: Option<String>,
+    },
+    /// The page wants to send another track (its screen): the next server offer has a section
+    /// for it to send on.
+    Publish { kind: Kind },
+    /// The page stops sending one of its tracks.
+    Unpublish { track: String },
     /// The page is leaving (closing the socket does the same).
     Leave,
 }
@@ -57,6 +73,23 @@ pub struct IceServer {
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+}
+
+/// One video track a page receives, as the server chose it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackQuality {
+    pub track: String,
+    /// The layer forwarded (`null`: the only one, or none yet).
+    pub layer: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub bitrate: Option<u64>,
+    pub paused: bool,
+    /// `best`, `bandwidth`, `tile-size`, `publisher-not-sending`, `paused`, `pinned`,
+    /// `waiting`.
+    pub reason: String,
+    /// The reason in words.
+    pub text: String,
 }
 
 /// What the server sends.
@@ -99,6 +132,22 @@ pub enum ServerMessage {
         participant: String,
         kind: Kind,
         muted: bool,
+    },
+    /// The room's active speaker (`null`: nobody now).
+    Speaker {
+        participant: Option<String>,
+    },
+    /// The page cannot receive this track (it negotiated none of its codecs).
+    TrackUnavailable {
+        participant: String,
+        track: String,
+        reason: String,
+    },
+    /// What the page receives of each video track and why, when it changes.
+    Quality {
+        /// The page's bandwidth estimate, bits per second.
+        estimate: Option<u64>,
+        tracks: Vec<TrackQuality>,
     },
     /// Something the page sent was refused; the connection stays open unless said otherwise.
     Error {

@@ -195,6 +195,11 @@ impl Registry {
         }
     }
 
+    /// Sends to everyone in `room`.
+    pub fn broadcast_room(&self, room: &str, msg: ServerMessage) {
+        self.lock().broadcast(room, "", &msg);
+    }
+
     /// Sends to everyone in the participant's room but the participant.
     pub fn broadcast_from(&self, participant: ParticipantId, msg: ServerMessage) {
         let inner = self.lock();

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use super::messages::{ClientMessage, ServerMessage};
+use super::messages::{ClientMessage, Kind, ServerMessage};
 use crate::auth;
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -193,6 +193,56 @@ async fn handle(
             };
             state.registry.set_mute(label, kind, muted);
             None
+        }
+        ClientMessage::Preference {
+            track,
+            width,
+            height,
+            pin,
+        } => {
+            let Some(p) = me.participant else {
+                return error("send your offer first");
+            };
+            let Ok(track) = track.parse() else {
+                return error(format!("no track {track:?}"));
+            };
+            let preference = huddle_core::Preference {
+                max_size: width.zip(height),
+                pin: pin.as_deref().map(Into::into),
+            };
+            match state.media.preference(p, track, preference).await {
+                Err(_) => error("server is shutting down"),
+                Ok(Err(e)) => error(e.to_string()),
+                Ok(Ok(false)) => error(format!("you do not receive {track}")),
+                Ok(Ok(true)) => None,
+            }
+        }
+        ClientMessage::Publish { kind } => {
+            let Some(p) = me.participant else {
+                return error("send your offer first");
+            };
+            let kind = match kind {
+                Kind::Audio => huddle_core::MediaKind::Audio,
+                Kind::Video => huddle_core::MediaKind::Video,
+            };
+            match state.media.publish_track(p, kind).await {
+                Err(_) => error("server is shutting down"),
+                Ok(Err(e)) => error(e.to_string()),
+                Ok(Ok(())) => None,
+            }
+        }
+        ClientMessage::Unpublish { track } => {
+            let Some(p) = me.participant else {
+                return error("send your offer first");
+            };
+            let Ok(track) = track.parse() else {
+                return error(format!("no track {track:?}"));
+            };
+            match state.media.unpublish_track(p, track).await {
+                Err(_) => error("server is shutting down"),
+                Ok(Err(e)) => error(e.to_string()),
+                Ok(Ok(())) => None,
+            }
         }
         ClientMessage::Leave => None,
     }

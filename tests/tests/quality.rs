@@ -1,0 +1,59 @@
+//! Explained decisions over HTTP: `GET /rooms/{room}/subscriptions` says, per viewer and
+//! video track, what it receives and why.
+
+use std::time::Duration;
+
+use huddle_client::{ClientOptions, Publisher, Viewer};
+use huddle_tests::start_server;
+
+const CONNECT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriptions_report_explains_each_viewer() {
+    let server = start_server(None).await;
+    let publisher = Publisher::connect(&server.whip_url("q"), ClientOptions::default())
+        .await
+        .unwrap();
+    publisher.wait_connected(CONNECT).await.unwrap();
+    let viewer = Viewer::connect(&server.whep_url("q"), ClientOptions::default())
+        .await
+        .unwrap();
+    viewer.wait_connected(CONNECT).await.unwrap();
+    let url = format!("{}/rooms/q/subscriptions", server.base_url());
+    let explained = |body: &serde_json::Value| {
+        body["subscriptions"].as_array().is_some_and(|rows| {
+            rows.len() == 1
+                && rows[0]["reason"] == "best"
+                && rows[0]["current"]["bitrate"]
+                    .as_u64()
+                    .is_some_and(|b| b > 100_000)
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let last = loop {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if explained(&body) || tokio::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(explained(&last), "{last:#}");
+    let row = &last["subscriptions"][0];
+    assert_eq!(row["paused"], false);
+    assert!(row["reason_text"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        row["estimate"].as_u64().is_some(),
+        "the viewer sends TWCC: {row}"
+    );
+    let bad = reqwest::get(format!(
+        "{}/rooms/no%20such/subscriptions",
+        server.base_url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    viewer.close().await.unwrap();
+    publisher.close().await.unwrap();
+    server.shutdown().await;
+}
