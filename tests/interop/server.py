@@ -28,7 +28,7 @@ class Huddle:
         env = dict(os.environ, HUDDLE_TOKEN="", NO_COLOR="1")
         env.setdefault("RUST_LOG", "huddle=info,huddle_server=info,huddle_core=info")
         self._proc = subprocess.Popen(
-            [self.binary, "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"],
+            [self.binary, "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--no-auth"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

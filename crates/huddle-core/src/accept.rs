@@ -40,6 +40,13 @@ impl Prepared {
     pub fn ice_ufrag(&self) -> &str {
         &self.participant.ufrag
     }
+
+    /// Limits what a room member may do (its access token's grants): without `publish` what
+    /// it offers to send is not published, without `subscribe` it is offered nothing.
+    pub fn restrict(&mut self, publish: bool, subscribe: bool) {
+        self.participant.may_publish = publish;
+        self.participant.may_subscribe = subscribe;
+    }
 }
 
 /// Accepts `offer` from a participant joining as `role`. `label` is its public id in room

@@ -30,6 +30,9 @@ pub enum CoreError {
     /// peer is dropped, everyone else is unaffected.
     #[error("the media engine failed in {0}; this session was dropped")]
     PeerFailed(&'static str),
+    /// A configured limit refuses it (rooms, participants in a room); the reason says which.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The server is at its configured participant limit.
     #[error("server full ({0} participants)")]
     Full(usize),

@@ -82,6 +82,9 @@ pub struct Participant {
     /// A server offer awaiting the member's answer: the tracks it adds (by new `mid`) and the
     /// `mid`s it stops.
     pub(crate) pending_offer: Option<PendingOffer>,
+    /// What its credentials allow (members; WHIP/WHEP endpoints check before joining).
+    pub(crate) may_publish: bool,
+    pub(crate) may_subscribe: bool,
     /// Kinds of track the member asked to publish, and its tracks it asked to stop, for the
     /// next server offer.
     pub(crate) publish_requests: Vec<MediaKind>,
@@ -163,6 +166,8 @@ impl Participant {
             keyframe_due: None,
             backlog_due: None,
             pending_offer: None,
+            may_publish: true,
+            may_subscribe: true,
             publish_requests: Vec::new(),
             unpublish_requests: Vec::new(),
             written: false,

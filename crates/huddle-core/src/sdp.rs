@@ -19,8 +19,33 @@ pub(crate) fn parse_offer(sdp: &str) -> Result<SdpOffer, CoreError> {
     if !sdp.trim_start().starts_with("v=0") {
         return Err(CoreError::MalformedSdp("does not start with v=0".into()));
     }
+    check_counts(sdp)?;
     contained("parsing an offer", || SdpOffer::from_sdp_string(sdp))?
         .map_err(|e| CoreError::MalformedSdp(e.to_string()))
+}
+
+/// Most media sections and candidates an offer or fragment may carry: real ones have a
+/// handful; more is an attempt to make the server work.
+pub(crate) const MAX_SECTIONS: usize = 16;
+pub(crate) const MAX_CANDIDATES: usize = 64;
+
+fn check_counts(sdp: &str) -> Result<(), CoreError> {
+    let sections = sdp.lines().filter(|l| l.starts_with("m=")).count();
+    if sections > MAX_SECTIONS {
+        return Err(CoreError::MalformedSdp(format!(
+            "{sections} media sections; at most {MAX_SECTIONS}"
+        )));
+    }
+    let candidates = sdp
+        .lines()
+        .filter(|l| l.trim_start().starts_with("a=candidate:"))
+        .count();
+    if candidates > MAX_CANDIDATES {
+        return Err(CoreError::MalformedSdp(format!(
+            "{candidates} candidates; at most {MAX_CANDIDATES}"
+        )));
+    }
+    Ok(())
 }
 
 /// The `a=mid` values of an SDP, in order.
@@ -162,6 +187,7 @@ pub(crate) fn parse_fragment(body: &str) -> Result<Fragment, CoreError> {
             "longer than {MAX_SDP_LEN} bytes"
         )));
     }
+    check_counts(body)?;
     let mut frag = Fragment {
         ufrag: attribute(body, "ice-ufrag").map(str::to_owned),
         pwd: attribute(body, "ice-pwd").map(str::to_owned),
@@ -269,6 +295,19 @@ mod tests {
         assert!(parse_fragment("a=candidate:garbage\r\n").is_err());
         let mdns = "a=candidate:1 1 udp 2113929471 9b36eaac-bb2e-4a43-8a1e-a3b3c0b1d0e3.local 50000 typ host\r\n";
         assert_eq!(parse_fragment(mdns).unwrap().candidates.len(), 0);
+    }
+
+    #[test]
+    fn offers_with_too_many_sections_or_candidates_are_refused() {
+        let sections = format!(
+            "v=0\r\n{}",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n".repeat(17)
+        );
+        assert!(
+            matches!(parse_offer(&sections), Err(CoreError::MalformedSdp(r)) if r.contains("17 media sections"))
+        );
+        let candidates = "a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n".repeat(65);
+        assert!(parse_fragment(&candidates).is_err());
     }
 
     #[test]

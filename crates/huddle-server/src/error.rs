@@ -17,14 +17,20 @@ pub enum ApiError {
     #[error("missing bearer token")]
     Unauthorized,
     /// A token was presented but is not valid (RFC 6750 `invalid_token`).
-    #[error("invalid bearer token")]
-    InvalidToken,
+    #[error("invalid bearer token: {0}")]
+    InvalidToken(String),
+    /// A valid token that does not grant this room or action.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("If-Match does not match the session's ETag")]
     PreconditionFailed,
     #[error("media loop is not running")]
     Unavailable,
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Over a per-client limit (rate, sessions per address or identity).
+    #[error("too many requests: {0}")]
+    TooMany(String),
 }
 
 impl ApiError {
@@ -38,15 +44,17 @@ impl ApiError {
                 | CoreError::AnswerRejected(_)
                 | CoreError::InvalidRoomName => StatusCode::BAD_REQUEST,
                 CoreError::UnknownParticipant(_) => StatusCode::NOT_FOUND,
-                CoreError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+                CoreError::Full(_) | CoreError::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CoreError::PeerFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::UnsupportedMediaType(..) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotUtf8 => StatusCode::BAD_REQUEST,
             ApiError::UnknownSession => StatusCode::NOT_FOUND,
-            ApiError::Unauthorized | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::Unavailable | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -56,7 +64,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let challenge = match self {
             // RFC 6750 §3: a request without credentials gets the bare challenge.
-            ApiError::InvalidToken => "Bearer error=\"invalid_token\"",
+            ApiError::InvalidToken(_) => "Bearer error=\"invalid_token\"",
             _ => "Bearer",
         };
         if status.is_server_error() {
@@ -75,6 +83,9 @@ impl IntoResponse for ApiError {
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

@@ -47,6 +47,17 @@ impl Health {
     }
 }
 
+impl Health {
+    /// New sessions are taken now; otherwise the error says why not.
+    pub fn accepting(&self) -> Result<(), crate::error::ApiError> {
+        match self.phase() {
+            Phase::Ready => Ok(()),
+            Phase::Failed => Err(crate::error::ApiError::Unavailable),
+            Phase::Starting | Phase::Draining => Err(crate::error::ApiError::ShuttingDown),
+        }
+    }
+}
+
 /// `GET /healthz`: 200 while the media loop runs, 503 once it has stopped unexpectedly.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.health.phase() {

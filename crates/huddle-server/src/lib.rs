@@ -15,8 +15,10 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod media;
 pub mod page;
+mod serve;
 pub mod sessions;
 pub mod signaling;
 pub mod telemetry;
@@ -29,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use auth::{Access, Claims, Grant};
 pub use config::Config;
 use health::{Health, Phase};
 use http::AppState;
@@ -43,6 +46,17 @@ pub enum StartError {
     Udp(SocketAddr, std::io::Error),
     #[error("UDP bound to {0}: clients cannot send to an unspecified address; pass --public-ip")]
     NoAdvertisedAddress(SocketAddr),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("TLS certificate or key: {0}")]
+    Tls(String),
+}
+
+/// A random secret for signing tokens.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    hex::encode(bytes)
 }
 
 /// The media loop ended while the server was meant to be running: every session is dead and
@@ -54,6 +68,11 @@ pub struct MediaStopped(pub String);
 /// A running huddle: HTTP and media, until [`shutdown`](Server::shutdown) or drop.
 #[derive(Debug)]
 pub struct Server {
+    /// HTTPS (and WSS).
+    pub secure: bool,
+    access: Access,
+    /// The JWT secret was made at start (no credentials configured).
+    dev_secret: bool,
     pub http_addr: SocketAddr,
     /// The first media worker's bound UDP address.
     pub udp_addr: SocketAddr,
@@ -75,6 +94,7 @@ impl Server {
     /// Binds every socket and starts serving on the current tokio runtime (HTTP) and on one
     /// thread per media worker.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        config.validate()?;
         let mut sockets = Vec::new();
         for i in 0..config.worker_count() {
             let mut addr = config.udp;
@@ -109,6 +129,25 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError::Http(config.http, e))?;
 
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .map_err(|e| StartError::Tls(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        // No credentials configured: a secret made now, and demo tokens printed (loopback
+        // only, as `validate` made sure).
+        let dev_secret =
+            (config.jwt_secret().is_none() && config.token().is_none() && !config.no_auth)
+                .then(random_secret);
+        let access = Access::new(
+            config.jwt_secret().or(dev_secret.as_deref()),
+            config.token(),
+            config.no_auth,
+        );
+
         telemetry::install();
         let health = Health::default();
         let sessions = Sessions::default();
@@ -116,28 +155,32 @@ impl Server {
         let media_config = media::MediaConfig {
             sockets: sockets.into_iter().map(|(s, _, a)| (s, a)).collect(),
             spread_after: config.spread_after,
+            max_rooms: config.limits.max_rooms,
+            max_room_participants: config.limits.max_room_participants,
         };
         let (media, exits) = media::spawn(media_config, sessions.clone(), registry.clone())
             .map_err(|e| StartError::Udp(udp_addr, e))?;
         let (watcher, failure) = watch_media(exits, health.clone());
-        let app = http::router(AppState {
-            media: media.clone(),
-            sessions: sessions.clone(),
-            registry,
-            health: health.clone(),
-            token: config.token().map(str::to_owned),
-        });
+        let app = http::router(
+            AppState {
+                media: media.clone(),
+                sessions: sessions.clone(),
+                registry,
+                health: health.clone(),
+                access: access.clone(),
+                admission: limits::Admission::new(config.limits),
+            },
+            &config.cors_origins,
+        );
         let (stop, stopped) = oneshot::channel::<()>();
-        let http_task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("http server: {e}");
-            }
-        });
+        let secure = tls.is_some();
+        let http_task = serve::spawn(listener, app, tls, stopped)
+            .map_err(|e| StartError::Http(http_addr, e))?;
         health.set(Phase::Ready);
         Ok(Server {
+            secure,
+            access,
+            dev_secret: dev_secret.is_some(),
             http_addr,
             udp_addr,
             udp_addrs,
@@ -178,7 +221,25 @@ impl Server {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.http_addr)
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}", self.http_addr)
+    }
+
+    /// A token for `identity` in `room` with `grants`, valid for `ttl` (`None`: the server
+    /// signs no tokens, it has a static token or none).
+    pub fn issue_token(
+        &self,
+        identity: &str,
+        room: &str,
+        grants: Vec<Grant>,
+        ttl: std::time::Duration,
+    ) -> Option<String> {
+        self.access.issue(&Claims::new(identity, room, grants, ttl))
+    }
+
+    /// No credentials were configured: the server made its own secret.
+    pub fn has_dev_secret(&self) -> bool {
+        self.dev_secret
     }
 
     pub fn whip_url(&self, room: &str) -> String {

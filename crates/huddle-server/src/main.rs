@@ -1,6 +1,59 @@
-use clap::Parser;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use huddle_server::auth::{Claims, Grant, Signer};
 use huddle_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
+
+/// huddle: a selective forwarding unit for WebRTC — browser calls, WHIP publishers, WHEP
+/// viewers.
+#[derive(Debug, Parser)]
+#[command(name = "huddle", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print an access token signed with --jwt-secret (HUDDLE_JWT_SECRET).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The room it is for (`*`: any room).
+    #[arg(long)]
+    room: String,
+    /// Who the bearer is: the name others see.
+    #[arg(long)]
+    identity: String,
+    /// What it allows (repeat for several).
+    #[arg(long = "grant", value_enum, required = true)]
+    grants: Vec<Grant>,
+    /// How long it is valid: 90s, 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: Duration,
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: a number and s, m, h or d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -11,44 +64,18 @@ async fn main() -> std::process::ExitCode {
             }),
         )
         .init();
-    let config = Config::parse();
-    let server = match Server::start(config.clone()).await {
+    let cli = Cli::parse();
+    if let Some(Command::Token(t)) = cli.command {
+        return print_token(&cli.config, &t);
+    }
+    let server = match Server::start(cli.config.clone()).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("huddle: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    println!("huddle is running");
-    println!(
-        "  call page (open in a browser):            {}/  (or {}/room/demo)",
-        server.base_url(),
-        server.base_url()
-    );
-    println!(
-        "  WHIP (publish, e.g. OBS → Service: WHIP): {}",
-        server.whip_url("{room}")
-    );
-    println!(
-        "  WHEP (watch):                              {}",
-        server.whep_url("{room}")
-    );
-    println!(
-        "  example room:  {}  /  {}",
-        server.whip_url("demo"),
-        server.whep_url("demo")
-    );
-    println!(
-        "  media:  udp {} (advertised to clients as {})",
-        server.udp_addr, server.advertised
-    );
-    match config.token() {
-        Some(t) => println!("  auth:   Authorization: Bearer {t}"),
-        None => println!(
-            "  auth:   none (open to anyone who can reach it; pass --token to require a Bearer token)"
-        ),
-    }
-    println!("  health: {}/healthz", server.base_url());
+    announce(&server, &cli.config);
     match server.run_until(stop_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -56,6 +83,81 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn print_token(config: &Config, t: &TokenArgs) -> std::process::ExitCode {
+    let Some(secret) = config.jwt_secret() else {
+        eprintln!("huddle token: set --jwt-secret or HUDDLE_JWT_SECRET to the server's secret");
+        return std::process::ExitCode::FAILURE;
+    };
+    let claims = Claims::new(&t.identity, &t.room, t.grants.clone(), t.ttl);
+    match Signer::new(secret).issue(&claims) {
+        Ok(token) => {
+            println!("{token}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("huddle token: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a newcomer needs: the URLs to open or paste, and how they are authorized.
+fn announce(server: &Server, config: &Config) {
+    let day = Duration::from_secs(86_400);
+    let member = server.issue_token("guest", "demo", vec![Grant::Publish, Grant::Subscribe], day);
+    println!("huddle is running");
+    let page = match (&member, server.has_dev_secret()) {
+        (Some(token), true) => format!("{}/room/demo?token={token}", server.base_url()),
+        _ => format!("{}/room/demo", server.base_url()),
+    };
+    println!("  call page (open in a browser):            {page}");
+    println!(
+        "  WHIP (publish, e.g. OBS → Service: WHIP): {}",
+        server.whip_url("demo")
+    );
+    println!(
+        "  WHEP (watch):                              {}",
+        server.whep_url("demo")
+    );
+    println!(
+        "  media:  udp {} (advertised to clients as {})",
+        server
+            .udp_addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        server.advertised
+    );
+    if server.has_dev_secret() {
+        let publisher = server.issue_token("obs", "demo", vec![Grant::Publish], day);
+        let viewer = server.issue_token("viewer", "demo", vec![Grant::Subscribe], day);
+        let admin = server.issue_token("admin", "*", vec![Grant::Admin], day);
+        println!(
+            "  auth:   development credentials for room \"demo\" (valid 24 h; a new secret each start;"
+        );
+        println!("          loopback only — set --jwt-secret or --token to serve a network):");
+        for (what, token) in [
+            ("WHIP bearer token", publisher),
+            ("WHEP bearer token", viewer),
+            ("admin (/metrics, /debug)", admin),
+        ] {
+            if let Some(token) = token {
+                println!("          {what}: {token}");
+            }
+        }
+    } else if config.no_auth {
+        println!("  auth:   none (--no-auth: loopback only)");
+    } else if let Some(t) = config.token() {
+        println!("  auth:   Authorization: Bearer {t} (the static token grants everything)");
+    } else {
+        println!(
+            "  auth:   access tokens signed with --jwt-secret (make them with `huddle token`)"
+        );
+    }
+    println!("  health: {}/healthz", server.base_url());
 }
 
 /// Ctrl-C, or SIGTERM (what `docker stop` and systemd send).

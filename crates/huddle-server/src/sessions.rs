@@ -30,6 +30,10 @@ pub struct Session {
     pub room: String,
     /// Current ETag value (quoted), which names the ICE session.
     pub etag: String,
+    /// A digest of the credential that created it: only that one may PATCH or DELETE it.
+    pub credential: Option<String>,
+    /// Counts it against its client's limits while it lasts.
+    pub ticket: Option<std::sync::Arc<crate::limits::Ticket>>,
     /// Set when the participant left on its own (DTLS close, ICE timeout): the session is kept
     /// a while so that the client's `DELETE` still gets its 200.
     pub ended_at: Option<Instant>,
@@ -85,6 +89,7 @@ impl Sessions {
             .filter(|s| s.participant == participant)
         {
             s.ended_at.get_or_insert(now);
+            s.ticket = None;
         }
     }
 

@@ -150,7 +150,9 @@ impl Room {
         };
         let receiving = matches!(direction, Direction::RecvOnly | Direction::SendRecv);
         let sending = matches!(direction, Direction::SendOnly | Direction::SendRecv);
-        if receiving && matches!(p.role, Role::Publisher | Role::Member) {
+        if receiving && matches!(p.role, Role::Publisher | Role::Member) && !p.may_publish {
+            warn!(participant = %id, %mid, "not allowed to publish; section ignored");
+        } else if receiving && matches!(p.role, Role::Publisher | Role::Member) {
             let params = codec::negotiated(&p.rtc, mid);
             if params.is_empty() {
                 warn!(participant = %id, %mid, "no forwardable codec negotiated; ignoring section");

@@ -38,9 +38,9 @@ impl Room {
             .participants
             .get_mut(&id)
             .ok_or(CoreError::UnknownParticipant(id))?;
-        if p.role != Role::Member {
+        if p.role != Role::Member || !p.may_publish {
             return Err(CoreError::AnswerRejected(
-                "only room members publish more tracks".into(),
+                "only room members allowed to publish publish more tracks".into(),
             ));
         }
         if p.tracks.len() + p.publish_requests.len() >= MAX_OWN_TRACKS {
@@ -86,7 +86,10 @@ impl Room {
         }
         let receiving: HashSet<TrackId> = p.subscriptions().filter_map(|s| s.track).collect();
         let mut wanted: Vec<(TrackId, MediaKind, String)> = Vec::new();
-        for other in self.participants().filter(|o| o.id != id) {
+        for other in self
+            .participants()
+            .filter(|o| o.id != id && p.may_subscribe)
+        {
             for t in other.tracks() {
                 if let Some(track) = self.tracks.get(&t)
                     && !receiving.contains(&t)

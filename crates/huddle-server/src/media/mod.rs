@@ -95,6 +95,9 @@ pub struct MediaConfig {
     pub sockets: Vec<(std::net::UdpSocket, SocketAddr)>,
     /// Participants a room keeps on its home worker before viewers spread out.
     pub spread_after: usize,
+    /// Rooms at once, and participants per room.
+    pub max_rooms: usize,
+    pub max_room_participants: usize,
 }
 
 /// Starts one thread per socket. Returns the handle and a queue on which each worker's end
@@ -115,7 +118,11 @@ pub fn spawn(
     }
     let shared = Shared {
         workers: senders.into(),
-        placement: Arc::new(Mutex::new(Placement::new(n, config.spread_after))),
+        placement: Arc::new(Mutex::new({
+            let mut p = Placement::new(n, config.spread_after);
+            p.limit(config.max_rooms, config.max_room_participants);
+            p
+        })),
         sessions,
         registry,
         board: Board::new(n),
@@ -217,14 +224,17 @@ impl MediaHandle {
         self.join(room, Role::Viewer, None, offer).await
     }
 
-    /// A browser's first offer: `label` is its id in room signaling.
+    /// A browser's first offer: `label` is its id in room signaling; `grants` says whether it
+    /// may (publish, subscribe).
     pub async fn member(
         &self,
         room: String,
         label: String,
         offer: String,
+        grants: (bool, bool),
     ) -> Result<Result<Answer, CoreError>, Stopped> {
-        self.join(room, Role::Member, Some(label), offer).await
+        self.join_as(room, Role::Member, Some(label), offer, grants)
+            .await
     }
 
     /// Places a join, accepts its offer here (off the media loops), and admits it on its
@@ -236,16 +246,33 @@ impl MediaHandle {
         label: Option<String>,
         offer: String,
     ) -> Result<Result<Answer, CoreError>, Stopped> {
+        self.join_as(room, role, label, offer, (true, true)).await
+    }
+
+    async fn join_as(
+        &self,
+        room: String,
+        role: Role,
+        label: Option<String>,
+        offer: String,
+        (publish, subscribe): (bool, bool),
+    ) -> Result<Result<Answer, CoreError>, Stopped> {
         if !huddle_core::room::valid_room_name(&room) {
             return Ok(Err(CoreError::InvalidRoomName));
         }
-        let decision = self.shared.placement().place(&room, role);
+        let decision = match self.shared.placement().place(&room, role) {
+            Ok(d) => d,
+            Err(reason) => return Ok(Err(CoreError::Refused(reason))),
+        };
         let Some(config) = self.configs.get(decision.worker) else {
             return Err(Stopped);
         };
         let prepared = huddle_core::prepare(config, Instant::now(), role, label.as_deref(), &offer);
         let prepared = match prepared {
-            Ok(p) => p,
+            Ok(mut p) => {
+                p.restrict(publish, subscribe);
+                p
+            }
             Err(e) => {
                 self.refused(&room, decision);
                 return Ok(Err(e));

@@ -43,6 +43,8 @@ pub struct Placement {
     workers: usize,
     /// Participants a room keeps at home before viewers spread out.
     spread_after: usize,
+    max_rooms: usize,
+    max_room_participants: usize,
     rooms: HashMap<String, RoomPlace>,
     /// Every participant's worker and room.
     participants: HashMap<ParticipantId, (usize, String)>,
@@ -54,14 +56,18 @@ impl Placement {
         Placement {
             workers: workers.max(1),
             spread_after,
+            max_rooms: usize::MAX,
+            max_room_participants: usize::MAX,
             rooms: HashMap::new(),
             participants: HashMap::new(),
             next_link: 1,
         }
     }
 
-    pub fn spread_after(&self) -> usize {
-        self.spread_after
+    /// At most `rooms` rooms, and `participants` in each.
+    pub fn limit(&mut self, rooms: usize, participants: usize) {
+        self.max_rooms = rooms;
+        self.max_room_participants = participants;
     }
 
     /// Participants per worker, all rooms.
@@ -72,8 +78,24 @@ impl Placement {
             .sum()
     }
 
-    /// Decides where a participant joining `room` as `role` goes, and counts it there.
-    pub fn place(&mut self, room: &str, role: Role) -> Decision {
+    /// Decides where a participant joining `room` as `role` goes, and counts it there; or
+    /// refuses it (rooms or the room full).
+    pub fn place(&mut self, room: &str, role: Role) -> Result<Decision, String> {
+        if let Some(r) = self.rooms.get(room) {
+            let here: usize = r.here.iter().sum();
+            if here >= self.max_room_participants {
+                return Err(format!(
+                    "room {room:?} has {} participants, its limit",
+                    self.max_room_participants
+                ));
+            }
+        } else if self.rooms.len() >= self.max_rooms {
+            return Err(format!("{} rooms open, the server's limit", self.max_rooms));
+        }
+        Ok(self.place_within(room, role))
+    }
+
+    fn place_within(&mut self, room: &str, role: Role) -> Decision {
         let workers = self.workers;
         if !self.rooms.contains_key(room) {
             let home = (0..workers).min_by_key(|w| self.load(*w)).unwrap_or(0);
@@ -206,13 +228,13 @@ mod tests {
     #[test]
     fn small_rooms_stay_home_and_new_rooms_go_to_the_least_loaded_worker() {
         let mut p = Placement::new(2, 3);
-        let a = p.place("a", Role::Member);
+        let a = p.place("a", Role::Member).unwrap();
         assert_eq!(a.worker, 0);
         p.joined(ParticipantId(1), "a", a.worker);
-        let b = p.place("b", Role::Publisher);
+        let b = p.place("b", Role::Publisher).unwrap();
         assert_eq!(b.worker, 1, "the second room goes to the idle worker");
         for i in 0..2 {
-            let d = p.place("a", Role::Viewer);
+            let d = p.place("a", Role::Viewer).unwrap();
             assert_eq!((d.worker, d.link), (0, None));
             p.joined(ParticipantId(10 + i), "a", d.worker);
         }
@@ -221,13 +243,13 @@ mod tests {
     #[test]
     fn a_large_room_spreads_its_viewers_over_one_link_per_edge() {
         let mut p = Placement::new(2, 2);
-        let publisher = p.place("town-hall", Role::Publisher);
+        let publisher = p.place("town-hall", Role::Publisher).unwrap();
         p.joined(ParticipantId(1), "town-hall", publisher.worker);
         let mut per_worker = [0usize; 2];
         let mut new_links = 0;
         per_worker[publisher.worker] += 1;
         for i in 0..20 {
-            let d = p.place("town-hall", Role::Viewer);
+            let d = p.place("town-hall", Role::Viewer).unwrap();
             p.joined(ParticipantId(100 + i), "town-hall", d.worker);
             per_worker[d.worker] += 1;
             if let Some(link) = d.link {
@@ -238,21 +260,24 @@ mod tests {
         assert_eq!(new_links, 1, "one link to the one edge");
         assert_eq!(per_worker, [11, 10], "split evenly once past the threshold");
         // Members never leave home.
-        assert_eq!(p.place("town-hall", Role::Member).worker, publisher.worker);
+        assert_eq!(
+            p.place("town-hall", Role::Member).unwrap().worker,
+            publisher.worker
+        );
     }
 
     #[test]
     fn an_emptied_edge_closes_its_link_unless_someone_is_joining() {
         let mut p = Placement::new(2, 2);
-        let home = p.place("r", Role::Publisher);
+        let home = p.place("r", Role::Publisher).unwrap();
         p.joined(ParticipantId(1), "r", home.worker);
-        let member = p.place("r", Role::Member);
+        let member = p.place("r", Role::Member).unwrap();
         p.joined(ParticipantId(3), "r", member.worker);
-        let edge = p.place("r", Role::Viewer);
+        let edge = p.place("r", Role::Viewer).unwrap();
         let link = edge.link.unwrap();
         p.joined(ParticipantId(2), "r", edge.worker);
         // Another viewer is on its way to the edge when the first leaves.
-        let pending = p.place("r", Role::Viewer);
+        let pending = p.place("r", Role::Viewer).unwrap();
         assert_eq!(pending.worker, edge.worker);
         p.left(ParticipantId(2));
         assert!(
@@ -265,5 +290,15 @@ mod tests {
         p.left(ParticipantId(1));
         p.left(ParticipantId(3));
         assert!(p.rooms.is_empty(), "nothing left of the room");
+    }
+
+    #[test]
+    fn rooms_and_room_sizes_are_limited() {
+        let mut p = Placement::new(1, 10);
+        p.limit(1, 2);
+        p.place("a", Role::Member).unwrap();
+        assert!(p.place("b", Role::Member).is_err(), "one room at most");
+        p.place("a", Role::Viewer).unwrap();
+        assert!(p.place("a", Role::Viewer).is_err(), "two in a room at most");
     }
 }

@@ -149,6 +149,10 @@ pub enum ServerMessage {
         estimate: Option<u64>,
         tracks: Vec<TrackQuality>,
     },
+    /// The server is going away (shutting down): the call ends.
+    Bye {
+        reason: String,
+    },
     /// Something the page sent was refused; the connection stays open unless said otherwise.
     Error {
         reason: String,

@@ -10,7 +10,25 @@ use tokio::sync::mpsc;
 
 use super::messages::{Kind, ParticipantInfo, ServerMessage};
 
-pub type Outbox = mpsc::UnboundedSender<ServerMessage>;
+/// A member's queue of messages to its WebSocket, bounded: a page that does not read its
+/// socket fast enough is disconnected, never buffered without bound.
+pub type Outbox = mpsc::Sender<ServerMessage>;
+
+/// Messages queued for one page before it counts as too slow.
+pub const OUTBOX: usize = 256;
+
+/// Queues `msg`; a full queue closes it (the socket task sees the end and disconnects).
+fn push(outbox: &mut Option<Outbox>, label: &str, msg: &ServerMessage) {
+    if let Some(tx) = outbox
+        && let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg.clone())
+    {
+        tracing::warn!(
+            member = label,
+            "room socket not read fast enough: disconnected"
+        );
+        *outbox = None;
+    }
+}
 
 #[derive(Debug)]
 struct Member {
@@ -33,14 +51,10 @@ pub struct Registry(Arc<Mutex<Inner>>);
 static NEXT_LABEL: AtomicU64 = AtomicU64::new(1);
 
 impl Inner {
-    fn broadcast(&self, room: &str, except: &str, msg: &ServerMessage) {
-        for (label, m) in &self.members {
-            if m.room == room
-                && label != except
-                && let Some(outbox) = &m.outbox
-            {
-                // A closed outbox belongs to a socket that is going away: nothing to do.
-                let _ = outbox.send(msg.clone());
+    fn broadcast(&mut self, room: &str, except: &str, msg: &ServerMessage) {
+        for (label, m) in &mut self.members {
+            if m.room == room && label != except {
+                push(&mut m.outbox, label, msg);
             }
         }
     }
@@ -154,15 +168,11 @@ impl Registry {
     pub fn participant_left(&self, participant: ParticipantId) {
         let label = self.lock().by_participant.get(&participant).cloned();
         if let Some(label) = label {
-            if let Some(outbox) = self
-                .lock()
-                .members
-                .get(&label)
-                .and_then(|m| m.outbox.clone())
-            {
-                let _ = outbox.send(ServerMessage::Error {
+            if let Some(m) = self.lock().members.get_mut(&label) {
+                let msg = ServerMessage::Error {
                     reason: "your connection to the media server was lost".into(),
-                });
+                };
+                push(&mut m.outbox, &label, &msg);
             }
             self.leave(&label);
         }
@@ -184,14 +194,20 @@ impl Registry {
 
     /// Sends to one participant's socket, if it has one.
     pub fn send(&self, participant: ParticipantId, msg: ServerMessage) {
-        let inner = self.lock();
-        if let Some(outbox) = inner
-            .by_participant
-            .get(&participant)
-            .and_then(|l| inner.members.get(l))
-            .and_then(|m| m.outbox.as_ref())
-        {
-            let _ = outbox.send(msg);
+        let mut inner = self.lock();
+        let Some(label) = inner.by_participant.get(&participant).cloned() else {
+            return;
+        };
+        if let Some(m) = inner.members.get_mut(&label) {
+            push(&mut m.outbox, &label, &msg);
+        }
+    }
+
+    /// Sends to every page in every room (the server is going away).
+    pub fn broadcast_all(&self, msg: ServerMessage) {
+        let mut inner = self.lock();
+        for (label, m) in &mut inner.members {
+            push(&mut m.outbox, label, &msg);
         }
     }
 
@@ -202,13 +218,12 @@ impl Registry {
 
     /// Sends to everyone in the participant's room but the participant.
     pub fn broadcast_from(&self, participant: ParticipantId, msg: ServerMessage) {
-        let inner = self.lock();
-        if let Some((label, m)) = inner
-            .by_participant
-            .get(&participant)
-            .and_then(|l| inner.members.get(l).map(|m| (l, m)))
-        {
-            inner.broadcast(&m.room, label, &msg);
+        let mut inner = self.lock();
+        let Some(label) = inner.by_participant.get(&participant).cloned() else {
+            return;
+        };
+        if let Some(room) = inner.members.get(&label).map(|m| m.room.clone()) {
+            inner.broadcast(&room, &label, &msg);
         }
     }
 

@@ -11,12 +11,14 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::messages::{ClientMessage, Kind, ServerMessage};
-use crate::auth;
+use crate::auth::{Grant, Identity, bearer};
 use crate::error::ApiError;
 use crate::http::AppState;
 
 /// Largest message accepted from a page (an SDP offer is a few kilobytes).
-const MAX_MESSAGE: usize = 256 * 1024;
+const MAX_MESSAGE: usize = 64 * 1024;
+/// A page sending this many times its message rate in one burst is disconnected.
+const FLOOD: f64 = 10.0;
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -28,30 +30,95 @@ pub struct WsQuery {
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
+    client: crate::http::Client,
     Path(room): Path<String>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    auth::authorize(state.token.as_deref(), &headers, query.token.as_deref())?;
+    state.health.accepting()?;
     if !huddle_core::room::valid_room_name(&room) {
         return Err(ApiError::Core(huddle_core::CoreError::InvalidRoomName));
     }
+    let presented = bearer(&headers).or(query.token.as_deref());
+    // A member needs to publish or to receive, in this room.
+    let identity = match state.access.check(presented, Some(&room), Grant::Publish) {
+        Ok(id) => id,
+        Err(ApiError::Forbidden(_)) => {
+            state
+                .access
+                .check(presented, Some(&room), Grant::Subscribe)?
+        }
+        Err(e) => return Err(e),
+    };
+    let ticket = state.admission.admit(
+        client.0.ip(),
+        identity.name.as_deref(),
+        std::time::Instant::now(),
+    )?;
     Ok(ws
         .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| session(socket, room, state))
+        .on_upgrade(move |socket| session(socket, room, state, identity, ticket))
         .into_response())
 }
 
 /// A member as far as this socket got: joined (label), then connected (participant).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Member {
+    identity: Identity,
     label: Option<String>,
     participant: Option<ParticipantId>,
+    /// Given to the registry on join; kept here until then.
+    outbox: Option<super::registry::Outbox>,
 }
 
-async fn session(mut socket: WebSocket, room: String, state: AppState) {
-    let (outbox, mut inbox) = mpsc::unbounded_channel::<ServerMessage>();
-    let mut me = Member::default();
+/// Messages a page may send: a token bucket refilled at the configured rate.
+#[derive(Debug)]
+struct Rate {
+    per_second: f64,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Rate {
+    fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second.max(1));
+        Rate {
+            per_second,
+            tokens: per_second * 2.0,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes one message: `Ok` within the rate, `Err(true)` far beyond it.
+    fn take(&mut self) -> Result<(), bool> {
+        let now = std::time::Instant::now();
+        let burst = self.per_second * 2.0;
+        self.tokens = (self.tokens + (now - self.at).as_secs_f64() * self.per_second).min(burst);
+        self.at = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Ok(())
+        } else {
+            Err(self.tokens < -self.per_second * FLOOD)
+        }
+    }
+}
+
+async fn session(
+    mut socket: WebSocket,
+    room: String,
+    state: AppState,
+    identity: Identity,
+    _ticket: crate::limits::Ticket,
+) {
+    let (outbox, mut inbox) = mpsc::channel::<ServerMessage>(super::registry::OUTBOX);
+    let mut me = Member {
+        identity,
+        label: None,
+        participant: None,
+        outbox: Some(outbox),
+    };
+    let mut rate = Rate::new(state.admission.limits().ws_messages_per_second);
     loop {
         tokio::select! {
             incoming = socket.recv() => {
@@ -64,6 +131,17 @@ async fn session(mut socket: WebSocket, room: String, state: AppState) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 };
+                match rate.take() {
+                    Ok(()) => {}
+                    Err(false) => {
+                        send(&mut socket, &ServerMessage::Error { reason: "too many messages: slow down".into() }).await;
+                        continue;
+                    }
+                    Err(true) => {
+                        send(&mut socket, &ServerMessage::Error { reason: "message flood: disconnected".into() }).await;
+                        break;
+                    }
+                }
                 let msg = match serde_json::from_str::<ClientMessage>(&text) {
                     Ok(m) => m,
                     Err(e) => {
@@ -74,16 +152,21 @@ async fn session(mut socket: WebSocket, room: String, state: AppState) {
                 if matches!(msg, ClientMessage::Leave) {
                     break;
                 }
-                if let Some(reply) = handle(&state, &room, &mut me, msg, &outbox).await {
+                if let Some(reply) = handle(&state, &room, &mut me, msg).await {
                     send(&mut socket, &reply).await;
                 }
             }
-            Some(out) = inbox.recv() => {
+            out = inbox.recv() => {
+                // The registry closed the queue: this page did not keep up, or left.
+                let Some(out) = out else { break };
+                let bye = matches!(out, ServerMessage::Bye { .. });
                 send(&mut socket, &out).await;
-                // The core dropped this member's peer connection (ICE lost): the registry has
-                // forgotten it, and there is nothing left to signal.
-                if me.label.as_deref().is_some_and(|l| !state.registry.contains(l)) {
-                    me.label = None;
+                // The core dropped this member's peer connection (ICE lost), or the server
+                // goes away: nothing left to signal.
+                if bye || me.label.as_deref().is_some_and(|l| !state.registry.contains(l)) {
+                    if !bye {
+                        me.label = None;
+                    }
                     break;
                 }
             }
@@ -122,18 +205,22 @@ async fn handle(
     room: &str,
     me: &mut Member,
     msg: ClientMessage,
-    outbox: &super::registry::Outbox,
 ) -> Option<ServerMessage> {
     match msg {
         ClientMessage::Join { name } => {
             if me.label.is_some() {
                 return error("already joined");
             }
+            // A token's identity is the name others see.
+            let name = me.identity.name.clone().unwrap_or(name);
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 64 {
                 return error("name must be 1-64 characters");
             }
-            let (label, participants) = state.registry.join(room, name, outbox.clone());
+            let Some(outbox) = me.outbox.take() else {
+                return error("already joined");
+            };
+            let (label, participants) = state.registry.join(room, name, outbox);
             info!(%room, %label, name, "member joined");
             me.label = Some(label.clone());
             Some(ServerMessage::Welcome {
@@ -149,9 +236,13 @@ async fn handle(
             if me.participant.is_some() {
                 return error("already connected: only the server offers from now on");
             }
+            let grants = (
+                me.identity.may(Grant::Publish),
+                me.identity.may(Grant::Subscribe),
+            );
             match state
                 .media
-                .member(room.to_owned(), label.clone(), sdp)
+                .member(room.to_owned(), label.clone(), sdp, grants)
                 .await
             {
                 Err(_) => error("server is shutting down"),
