@@ -474,6 +474,14 @@ impl Sfu {
         Ok(())
     }
 
+    /// Ends every session politely (DTLS close_notify, RTCP BYE): the server is going away.
+    pub fn close_all(&mut self, now: Instant) {
+        let everyone: Vec<ParticipantId> = self.routes.keys().copied().collect();
+        for id in everyone {
+            let _ = self.leave(now, id);
+        }
+    }
+
     /// Feeds one received datagram. Datagrams that belong to no participant, or that str0m
     /// cannot parse, are counted and dropped.
     pub fn handle_datagram(&mut self, now: Instant, d: Datagram<'_>) {

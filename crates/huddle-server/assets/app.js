@@ -76,6 +76,7 @@ function enterCall(room, name) {
 
   ui.$('#mute-audio').addEventListener('click', () => call.setMuted('audio', !call.muted.audio));
   ui.$('#mute-video').addEventListener('click', () => call.setMuted('video', !call.muted.video));
+  ui.$('#share').addEventListener('click', () => (call.screen && call.screen.track ? call.stopShare() : call.startShare()));
   ui.$('#toggle-stats').addEventListener('click', (ev) => {
     const on = document.body.classList.toggle('hide-quality');
     ev.currentTarget.setAttribute('aria-pressed', String(!on));
@@ -128,6 +129,24 @@ function expose(call) {
     refresh: async () => {
       await call.sampleStats();
       return call.tiles();
+    },
+    /** The server's last word: active speaker, `quality` per received track, unavailable tracks. */
+    get speaker() {
+      return call.speaker;
+    },
+    get quality() {
+      return { estimate: call.quality.estimate, tracks: [...call.quality.tracks.values()] };
+    },
+    get unavailable() {
+      return [...call.unavailable.values()];
+    },
+    /** This page's screen share: the section it sends on and its track id, once known. */
+    get screen() {
+      const s = call.screen;
+      return s && { sharing: !!s.track, mid: s.mid, trackId: s.trackId };
+    },
+    get ownTracks() {
+      return call.ownTracks;
     },
     sendChat: (text) => call.sendChat(text),
     setMuted: (kind, muted) => call.setMuted(kind, muted),

@@ -1,9 +1,24 @@
-// One call: the room WebSocket, one RTCPeerConnection (bundle), tiles per participant,
-// chat over the `chat` data channel, and the quality loop.
+// One call: the room WebSocket, one RTCPeerConnection (bundle), tiles per participant (and
+// one more per extra video track, a screen share), chat over the `chat` data channel, the
+// quality loop, and what the server says about it: layers, the active speaker, tracks this
+// browser cannot decode.
 
-import { Signaling } from './signaling.js';
+import { Signaling, sections } from './signaling.js';
 import { Tile, ui } from './ui.js';
 import { sampleReceiver } from './stats.js';
+
+/** The camera goes out as three simulcast layers (RFC 8853 rids), lowest first. */
+export const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4 },
+  { rid: 'h', scaleResolutionDownBy: 2 },
+  { rid: 'f', scaleResolutionDownBy: 1 },
+];
+
+/** Server track ids are `t<number>`, handed out in publishing order: a camera before a screen. */
+function trackOrder(entry) {
+  const n = /^t(\d+)$/.exec(entry.serverId || '');
+  return n ? Number(n[1]) : Number.MAX_SAFE_INTEGER;
+}
 
 /** Camera and microphone, or whatever of them is available; an empty stream at worst. */
 async function getMedia() {
@@ -30,8 +45,22 @@ export class Call {
     this.sig = null;
     this.localStream = null;
     this.localTile = null;
-    /** @type {Map<string, {tile: Tile, info: object, receivers: Map<string, object>}>} */
+    /** @type {Map<string, {tile: Tile, screens: Map<string, Tile>, info: object, receivers: Map<string, object>}>} */
     this.participants = new Map();
+    /** What the server's offers say of each mid (kind, msid stream and track ids). */
+    this.sectionByMid = new Map();
+    this.negotiating = false;
+    /** Tile sizes and pins waiting for the answer that creates their subscriptions. */
+    this.pendingPreferences = new Map();
+    /** The last `quality` message: server track id → layer, size, reason. */
+    this.quality = { estimate: null, tracks: new Map() };
+    /** `track-unavailable` messages by server track id. */
+    this.unavailable = new Map();
+    this.speaker = null;
+    /** This page's screen share: {stream, track, transceiver, mid, trackId, tile}. */
+    this.screen = null;
+    /** This page's own tracks, when the server names them (`track-published` for itself). */
+    this.ownTracks = [];
     this.muted = { audio: false, video: false };
     this.chat = [];
     this.log = [];
@@ -107,11 +136,26 @@ export class Call {
         this.removeParticipant(msg.id);
         return;
       case 'track-published':
+        if (msg.participant === this.id) return this.onOwnTrack(msg);
         this.upsertParticipant({ id: msg.participant });
         return;
       case 'track-unpublished':
         this.removeTrack(msg.participant, msg.track);
         return;
+      case 'quality':
+        this.quality = { estimate: msg.estimate ?? null, tracks: new Map((msg.tracks || []).map((t) => [t.track, t])) };
+        for (const p of this.participants.values()) this.showServerState(p);
+        return;
+      case 'speaker':
+        this.speaker = msg.participant || null;
+        this.showSpeaker();
+        return;
+      case 'track-unavailable': {
+        this.unavailable.set(msg.track, msg);
+        const p = this.participants.get(msg.participant) || this.upsertParticipant({ id: msg.participant });
+        this.showServerState(p);
+        return;
+      }
       case 'mute': {
         const p = this.participants.get(msg.participant);
         if (p) {
@@ -157,7 +201,9 @@ export class Call {
       }
     });
     for (const track of this.localStream.getTracks()) {
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [this.localStream] });
+      const init = { direction: 'sendonly', streams: [this.localStream] };
+      if (track.kind === 'video') init.sendEncodings = SIMULCAST.map((l) => ({ ...l }));
+      pc.addTransceiver(track, init);
       track.enabled = !this.muted[track.kind];
     }
     this.dc = pc.createDataChannel('chat');
@@ -179,11 +225,104 @@ export class Call {
   async onServerOffer(sdp) {
     const pc = this.pc;
     if (!pc || pc.signalingState === 'closed') return;
-    await pc.setRemoteDescription({ type: 'offer', sdp });
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
-    this.sig.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    const offered = sections(sdp);
+    for (const s of offered) if (s.mid != null) this.sectionByMid.set(s.mid, s);
+    const known = new Set(pc.getTransceivers().map((t) => t.mid).filter((m) => m != null));
+    this.negotiating = true;
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      // A new section the server receives on: the one it offered for the screen we asked to send.
+      for (const s of offered.filter((x) => x.direction === 'recvonly' && !known.has(x.mid))) {
+        await this.sendScreenOn(pc.getTransceivers().find((t) => t.mid === s.mid), s);
+      }
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      this.sig.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    } finally {
+      this.negotiating = false;
+    }
+    for (const pref of this.pendingPreferences.values()) this.sig.send({ type: 'preference', ...pref });
+    this.pendingPreferences.clear();
     this.pruneInactive();
+  }
+
+  // --- screen share -----------------------------------------------------------------------
+
+  async startShare() {
+    if (this.screen && this.screen.track) return;
+    if (!this.pc || !navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) return;
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    } catch (err) {
+      if (err && err.name !== 'NotAllowedError') ui.banner(`Screen share: ${err.message || err.name}`, 'info');
+      return;
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track) return;
+    if ('contentHint' in track) track.contentHint = 'detail';
+    // The browser's own "Stop sharing" ends the track.
+    track.addEventListener('ended', () => this.stopShare());
+    const tile = new Tile({ id: 'local', name: this.name, source: 'browser' }, { local: true, screen: true });
+    tile.showLocal(stream);
+    this.localTile.root.after(tile.root);
+    const idle = this.screen;
+    if (idle && idle.transceiver) {
+      // A section of an earlier share whose track id the server never told us: still ours, reuse it.
+      await idle.transceiver.sender.replaceTrack(track);
+      Object.assign(idle, { stream, track, tile });
+    } else {
+      this.screen = { stream, track, tile, transceiver: null, mid: null, trackId: null };
+      this.timings.sharePublished = performance.now();
+      this.note('publish', { kind: 'video' });
+      this.sig.send({ type: 'publish', kind: 'video' });
+    }
+    this.syncControls();
+  }
+
+  /** Answers the server's offer of a section to send on: the screen goes out on it. */
+  async sendScreenOn(transceiver, section) {
+    const s = this.screen;
+    if (!transceiver || section.kind !== 'video' || !s || s.transceiver) return;
+    if (!s.track) {
+      // Stopped before the server's offer came: answer the section inactive.
+      this.screen = null;
+      return;
+    }
+    await transceiver.sender.replaceTrack(s.track);
+    transceiver.direction = 'sendonly';
+    s.transceiver = transceiver;
+    s.mid = transceiver.mid;
+    this.note('screen-section', { mid: s.mid });
+  }
+
+  async stopShare() {
+    const s = this.screen;
+    if (!s || !s.track) return;
+    const { track, tile } = s;
+    Object.assign(s, { track: null, stream: null, tile: null });
+    track.stop();
+    if (tile) tile.remove();
+    if (s.transceiver) await s.transceiver.sender.replaceTrack(null).catch(() => {});
+    if (s.trackId) {
+      this.sig.send({ type: 'unpublish', track: s.trackId });
+      this.screen = null;
+    }
+    // Without its track id the section stays, silent, until the next share reuses it.
+    this.syncControls();
+  }
+
+  /** The server names one of this page's own tracks (its screen share, once answered). */
+  onOwnTrack(msg) {
+    this.ownTracks.push({ track: msg.track, kind: msg.kind, mid: msg.mid ?? null });
+    const s = this.screen;
+    if (!s || !s.transceiver || s.trackId || msg.kind !== 'video') return;
+    if (msg.mid != null && msg.mid !== s.mid) return;
+    s.trackId = msg.track;
+    if (!s.track) {
+      this.sig.send({ type: 'unpublish', track: s.trackId });
+      this.screen = null;
+    }
   }
 
   /** Drops tracks whose m-line the server made inactive (works whatever the browser calls the track). */
@@ -192,37 +331,35 @@ export class Call {
       const receiving = tr.currentDirection === 'recvonly' || tr.currentDirection === 'sendrecv';
       if (receiving || !tr.receiver || !tr.receiver.track) continue;
       const id = tr.receiver.track.id;
-      for (const p of this.participants.values()) {
-        if (p.receivers.has(id)) {
-          p.receivers.delete(id);
-          p.tile.removeTrack(id);
-        }
-      }
+      for (const p of this.participants.values()) this.dropReceiver(p, id);
     }
   }
 
   onTrack(ev) {
     const stream = ev.streams && ev.streams[0];
-    const pid = stream ? stream.id : 'unknown';
     const track = ev.track;
+    const mid = ev.transceiver ? ev.transceiver.mid : null;
+    const section = mid != null ? this.sectionByMid.get(mid) : null;
+    const pid = stream ? stream.id : (section && section.stream) || 'unknown';
+    // Chromium names the track by its msid track id, Firefox by itself: the offer says.
+    const serverId = (section && section.track) || track.id;
     const at = performance.now();
-    this.note('track', { participant: pid, kind: track.kind, track: track.id });
+    this.note('track', { participant: pid, kind: track.kind, track: serverId, mid });
     const p = this.upsertParticipant({ id: pid });
     // A re-used m-line may move a receiver between participants.
-    for (const other of this.participants.values()) {
-      if (other !== p && other.receivers.delete(track.id)) other.tile.removeTrack(track.id);
-    }
-    const entry = { receiver: ev.receiver, kind: track.kind, trackAt: at, prev: null, last: null, firstDecodedAt: null };
+    for (const other of this.participants.values()) if (other !== p) this.dropReceiver(other, track.id);
+    const entry = {
+      receiver: ev.receiver, track, kind: track.kind, serverId, mid, trackAt: at, prev: null, last: null, firstDecodedAt: null, tile: null,
+    };
     p.receivers.set(track.id, entry);
-    p.tile.addTrack(track);
-    if (stream) {
-      stream.addEventListener('removetrack', (e) => {
-        if (p.receivers.get(e.track.id) === entry) {
-          p.receivers.delete(e.track.id);
-          p.tile.removeTrack(e.track.id);
-        }
-      });
-    }
+    if (track.kind === 'video') this.placeVideos(p);
+    else p.tile.addTrack(track);
+    this.showServerState(p);
+    const drop = () => {
+      if (p.receivers.get(track.id) === entry) this.dropReceiver(p, track.id);
+    };
+    track.addEventListener('ended', drop);
+    if (stream) stream.addEventListener('removetrack', (e) => e.track === track && drop());
     if (track.kind === 'video') {
       p.videoTrackAt = p.videoTrackAt || at;
       this.watchFirstFrame(p, entry);
@@ -260,12 +397,15 @@ export class Call {
       for (const [k, v] of Object.entries(info)) if (v !== undefined) merged[k] = v;
       p.info = merged;
       p.tile.update(p.info);
+      for (const t of p.screens.values()) t.update(p.info);
       return p;
     }
     const full = { name: info.id, source: 'browser', audio_muted: false, video_muted: false, ...info };
-    const tile = new Tile(full);
+    const tile = new Tile(full, { onPreference: (pref) => this.sendPreference(pref) });
     ui.$('#tiles').append(tile.root);
-    p = { info: full, tile, receivers: new Map(), joinedAt: performance.now(), videoTrackAt: null, firstDecodedAt: null };
+    p = {
+      info: full, tile, screens: new Map(), main: null, receivers: new Map(), joinedAt: performance.now(), videoTrackAt: null, firstDecodedAt: null,
+    };
     this.participants.set(info.id, p);
     this.updateCount();
     return p;
@@ -277,14 +417,94 @@ export class Call {
     this.participants.delete(id);
     p.receivers.clear();
     p.tile.remove();
+    for (const t of p.screens.values()) t.remove();
+    p.screens.clear();
     this.updateCount();
   }
 
-  removeTrack(pid, trackId) {
+  removeTrack(pid, serverId) {
     const p = this.participants.get(pid);
     if (!p) return;
-    // Chromium keeps the msid track id; Firefox names tracks itself (pruneInactive covers it).
-    if (p.receivers.delete(trackId)) p.tile.removeTrack(trackId);
+    for (const [id, e] of p.receivers) if (e.serverId === serverId) this.dropReceiver(p, id);
+    this.unavailable.delete(serverId);
+  }
+
+  /** Forgets one receiver (by the browser's track id) and takes it off its tile. */
+  dropReceiver(p, trackId) {
+    const entry = p.receivers.get(trackId);
+    if (!entry) return;
+    p.receivers.delete(trackId);
+    if (entry.kind === 'video') this.placeVideos(p);
+    else p.tile.removeTrack(trackId);
+  }
+
+  /**
+   * Puts a participant's video tracks on tiles: the first published (its camera) on its own
+   * tile, each later one (a screen share) on a tile of its own.
+   */
+  placeVideos(p) {
+    const videos = [...p.receivers.values()].filter((e) => e.kind === 'video');
+    videos.sort((a, b) => trackOrder(a) - trackOrder(b) || a.trackAt - b.trackAt);
+    const [main, ...rest] = videos;
+    if (main !== p.main) {
+      if (main) p.tile.setVideo(main.track, main.serverId);
+      else p.tile.clearVideo();
+      p.main = main || null;
+    }
+    if (main) main.tile = p.tile;
+    const wanted = new Set(rest.map((e) => e.serverId));
+    for (const [id, tile] of p.screens) {
+      if (!wanted.has(id)) {
+        tile.remove();
+        p.screens.delete(id);
+      }
+    }
+    let after = p.tile.root;
+    for (const e of rest) {
+      let tile = p.screens.get(e.serverId);
+      if (!tile) {
+        tile = new Tile(p.info, { screen: true, onPreference: (pref) => this.sendPreference(pref) });
+        tile.setVideo(e.track, e.serverId);
+        p.screens.set(e.serverId, tile);
+      }
+      after.after(tile.root);
+      after = tile.root;
+      e.tile = tile;
+    }
+  }
+
+  /** Shows what the server said of a participant's tracks: layers and reasons, unavailable tracks. */
+  showServerState(p) {
+    const unavailable = { audio: null };
+    for (const e of p.receivers.values()) {
+      const gone = this.unavailable.get(e.serverId);
+      if (e.kind === 'video' && e.tile) {
+        e.tile.setLayer(this.quality.tracks.get(e.serverId) || null);
+        e.tile.setUnavailable('video', gone ? gone.reason : null);
+      } else if (e.kind === 'audio' && gone) {
+        unavailable.audio = gone.reason;
+      }
+    }
+    // A track it has no receiver for (yet): say so on the participant's tile.
+    for (const u of this.unavailable.values()) {
+      if (u.participant !== p.info.id || [...p.receivers.values()].some((e) => e.serverId === u.track)) continue;
+      const section = [...this.sectionByMid.values()].find((s) => s.track === u.track);
+      if (section && section.kind === 'audio') unavailable.audio = u.reason;
+      else if (!p.main) p.tile.setUnavailable('video', u.reason);
+    }
+    p.tile.setUnavailable('audio', unavailable.audio);
+  }
+
+  showSpeaker() {
+    for (const p of this.participants.values()) p.tile.setSpeaking(p.info.id === this.speaker);
+    if (this.localTile) this.localTile.setSpeaking(!!this.speaker && this.speaker === this.id);
+  }
+
+  /** A tile's size or pin changed: tell the server (after the answer that subscribes to it). */
+  sendPreference(pref) {
+    this.note('preference', pref);
+    if (this.negotiating) this.pendingPreferences.set(pref.track, pref);
+    else this.sig.send({ type: 'preference', ...pref });
   }
 
   updateCount() {
@@ -329,6 +549,11 @@ export class Call {
   }
 
   syncControls() {
+    const share = ui.$('#share');
+    const sharing = !!(this.screen && this.screen.track);
+    share.disabled = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+    share.setAttribute('aria-pressed', String(sharing));
+    share.textContent = sharing ? 'Stop sharing' : 'Share screen';
     const mic = ui.$('#mute-audio');
     const cam = ui.$('#mute-video');
     mic.setAttribute('aria-pressed', String(this.muted.audio));
@@ -352,6 +577,9 @@ export class Call {
     clearInterval(this.statsTimer);
     if (this.pc) this.pc.close();
     for (const t of this.localStream ? this.localStream.getTracks() : []) t.stop();
+    if (this.screen && this.screen.track) this.screen.track.stop();
+    if (this.screen && this.screen.tile) this.screen.tile.remove();
+    this.screen = null;
     for (const id of [...this.participants.keys()]) this.removeParticipant(id);
     if (this.localTile) this.localTile.remove();
   }
@@ -376,15 +604,18 @@ export class Call {
             const s = await sampleReceiver(entry.receiver, entry.prev);
             entry.prev = s;
             entry.last = s;
-            if (s.kind === 'video' && (!q.video || s.bytesReceived > q.video.bytesReceived)) q.video = s;
             if (s.kind === 'audio' && (!q.audio || s.bytesReceived > q.audio.bytesReceived)) q.audio = s;
             if (s.rttMs != null) q.rttMs = s.rttMs;
           } catch {
             // the receiver went away between two samples
           }
         }
+        q.video = p.main ? p.main.last : null;
         p.quality = q;
         p.tile.setQuality(q);
+        for (const e of p.receivers.values()) {
+          if (e.kind === 'video' && e.tile && e.tile !== p.tile) e.tile.setQuality({ video: e.last, audio: null, rttMs: q.rttMs });
+        }
       }
     } finally {
       this.statsBusy = false;
@@ -421,6 +652,25 @@ export class Call {
         firstDecodedAt: since(p.firstDecodedAt),
         // first video track's ontrack → first decoded frame
         trackToFrameMs: p.firstDecodedAt && p.videoTrackAt ? Math.round(p.firstDecodedAt - p.videoTrackAt) : null,
+        speaking: !!this.speaker && this.speaker === p.info.id,
+        // every video track, camera first; layer and reason as the server last said
+        videos: [...p.receivers.values()].filter((e) => e.kind === 'video').sort((a, b) => trackOrder(a) - trackOrder(b)).map((e) => {
+          const s = e.last || {};
+          const l = this.quality.tracks.get(e.serverId) || {};
+          return {
+            track: e.serverId,
+            screen: !!e.tile && e.tile !== p.tile,
+            framesDecoded: s.framesDecoded || 0,
+            frameWidth: s.frameWidth || 0,
+            frameHeight: s.frameHeight || 0,
+            fps: s.fps ?? null,
+            firstDecodedAt: since(e.firstDecodedAt),
+            layer: l.layer ?? null,
+            reason: l.reason ?? null,
+            paused: !!l.paused,
+            unavailable: (this.unavailable.get(e.serverId) || {}).reason || null,
+          };
+        }),
       };
     });
   }

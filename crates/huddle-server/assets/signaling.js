@@ -54,3 +54,30 @@ export class Signaling {
     }
   }
 }
+
+/**
+ * The media sections of an SDP, in order: kind, mid, direction and `msid` (stream id, the
+ * publisher's participant id in server offers, and track id, the server's track id).
+ */
+export function sections(sdp) {
+  const out = [];
+  let cur = null;
+  for (const raw of sdp.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line.startsWith('m=')) {
+      cur = { kind: line.slice(2).split(' ')[0], mid: null, direction: 'sendrecv', stream: null, track: null };
+      out.push(cur);
+    } else if (!cur) {
+      continue;
+    } else if (line.startsWith('a=mid:')) {
+      cur.mid = line.slice(6);
+    } else if (line.startsWith('a=msid:')) {
+      const [stream, track] = line.slice(7).split(' ');
+      cur.stream = stream || null;
+      cur.track = track || null;
+    } else if (/^a=(sendrecv|sendonly|recvonly|inactive)$/.test(line)) {
+      cur.direction = line.slice(2);
+    }
+  }
+  return out;
+}

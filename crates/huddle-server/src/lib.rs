@@ -52,6 +52,9 @@ pub enum StartError {
     Tls(String),
 }
 
+/// How long each step of a graceful shutdown may take.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A random secret for signing tokens.
 fn random_secret() -> String {
     let mut bytes = [0u8; 32];
@@ -82,12 +85,15 @@ pub struct Server {
     pub advertised: SocketAddr,
     media: MediaHandle,
     sessions: Sessions,
+    registry: signaling::Registry,
     health: Health,
     /// Set by the watcher when a media worker ends without being asked to.
     failure: watch::Receiver<Option<MediaStopped>>,
     stop: Option<oneshot::Sender<()>>,
     http_task: JoinHandle<()>,
     watcher: JoinHandle<()>,
+    /// [`shutdown`](Server::shutdown) ran: nothing is left to stop on drop.
+    stopped: bool,
 }
 
 impl Server {
@@ -165,7 +171,7 @@ impl Server {
             AppState {
                 media: media.clone(),
                 sessions: sessions.clone(),
-                registry,
+                registry: registry.clone(),
                 health: health.clone(),
                 access: access.clone(),
                 admission: limits::Admission::new(config.limits),
@@ -187,11 +193,13 @@ impl Server {
             advertised,
             media,
             sessions,
+            registry,
             health,
             failure,
             stop: Some(stop),
             http_task,
             watcher,
+            stopped: false,
         })
     }
 
@@ -270,15 +278,28 @@ impl Server {
         self.sessions.len()
     }
 
-    /// Stops HTTP (letting requests in flight finish) and the media workers.
+    /// Shuts down gracefully, within [`DRAIN`]: `/readyz` turns 503 and new sessions are
+    /// refused, members are told (`bye`), every peer gets a DTLS close, then HTTP (letting
+    /// requests in flight finish) and the media workers stop.
     pub async fn shutdown(mut self) {
         self.health.set(Phase::Draining);
+        self.registry
+            .broadcast_all(signaling::messages::ServerMessage::Bye {
+                reason: "the server is shutting down".into(),
+            });
+        if tokio::time::timeout(DRAIN, self.media.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!("media workers did not drain within {DRAIN:?}");
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.http_task).await;
+        let _ = tokio::time::timeout(DRAIN, &mut self.http_task).await;
         self.media.stop();
-        let _ = (&mut self.watcher).await;
+        let _ = tokio::time::timeout(DRAIN, &mut self.watcher).await;
+        self.stopped = true;
     }
 }
 
@@ -306,8 +327,10 @@ fn watch_media(
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.http_task.abort();
-        self.media.stop();
-        self.watcher.abort();
+        if !self.stopped {
+            self.http_task.abort();
+            self.media.stop();
+            self.watcher.abort();
+        }
     }
 }

@@ -462,6 +462,13 @@ impl MediaHandle {
         self.shared.workers.len()
     }
 
+    /// Ends every session politely on every worker; returns once the goodbyes are sent.
+    pub async fn drain(&self) {
+        for w in 0..self.shared.workers.len() {
+            let _ = self.ask(w, Command::Drain).await;
+        }
+    }
+
     /// Asks every worker to stop.
     pub fn stop(&self) {
         for w in 0..self.shared.workers.len() {

@@ -84,6 +84,8 @@ pub(crate) enum Command {
     /// Relay messages from another worker, in order.
     Relay(Vec<(RelayLink, Relay)>),
     CloseRelay(RelayLink),
+    /// Close every session politely; reply once the goodbyes are sent.
+    Drain(oneshot::Sender<()>),
     Stop,
 }
 
@@ -126,6 +128,7 @@ impl Worker {
         let mut reset_seen = shared.board.reset_generation();
         let mut next_report = Instant::now();
         let mut told = super::events::Told::default();
+        let mut drained: Option<oneshot::Sender<()>> = None;
         loop {
             // Tests inject a failure of the loop itself here (feature `failpoints`).
             fail::fail_point!("media-loop");
@@ -152,6 +155,10 @@ impl Worker {
                 },
                 cmd = commands.recv() => match cmd {
                     Some(Command::Stop) | None => break,
+                    Some(Command::Drain(reply)) => {
+                        sfu.close_all(Instant::now());
+                        drained = Some(reply);
+                    }
                     Some(cmd) => command(&mut sfu, &shared, index, &mut links, &mut report, cmd),
                 },
                 () = sleep => sfu.handle_timeout(Instant::now()),
@@ -182,6 +189,10 @@ impl Worker {
                     }
                 })
                 .await;
+            if let Some(reply) = drained.take() {
+                // The goodbyes just left with the rest.
+                let _ = reply.send(());
+            }
             if now >= next_report {
                 next_report = now + REPORT_INTERVAL;
                 let generation = shared.board.reset_generation();
@@ -272,7 +283,7 @@ fn command(
             links.remove(&link);
             sfu.close_relay(now, link);
         }
-        Command::Stop => {}
+        Command::Drain(_) | Command::Stop => {}
     }
 }
 
