@@ -1,6 +1,8 @@
 //! Shared set-up for huddle's end-to-end tests: a server started in-process on ephemeral
 //! loopback ports, and logging that shows up under `--nocapture`.
 
+pub mod fuzz;
+
 use std::sync::Once;
 use std::time::Duration;
 

@@ -10,6 +10,16 @@
 //! - [`Server`]: starts both on the configured addresses, watches the media loop, and stops
 //!   them.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -1,0 +1,4 @@
+//! See `huddle_tests::fuzz::datagram`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| huddle_tests::fuzz::datagram(data));
