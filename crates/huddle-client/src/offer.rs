@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::PayloadParams;
+use str0m::format::{CodecConfig, PayloadParams};
 use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 
@@ -36,8 +37,46 @@ pub(crate) fn build_rtc(opts: &ClientOptions, publish: bool) -> Rtc {
     } else {
         // str0m's default video codecs, as a browser would offer: VP8, VP9, H264, AV1.
         cfg = cfg.enable_h265(false).enable_h266(false);
+        if opts.lean.is_some() {
+            lean_codecs(cfg.codec_config());
+            cfg = cfg.set_extension_map(lean_extensions());
+        }
     }
     cfg.build(Instant::now())
+}
+
+/// A lean viewer's codecs: the same, without RTX and without `nack` and `transport-cc`
+/// feedback (PLI and FIR stay). It must not ask for, nor be sent again, the packets it
+/// does not decrypt, and its transport-wide feedback would report them lost.
+fn lean_codecs(codecs: &mut CodecConfig) {
+    let params: Vec<PayloadParams> = codecs.params().to_vec();
+    codecs.clear();
+    for p in params {
+        let spec = p.spec();
+        codecs.add_config(
+            p.pt(),
+            None,
+            spec.codec,
+            spec.clock_rate,
+            spec.channels,
+            spec.format,
+        );
+    }
+    for p in codecs.iter_mut() {
+        p.set_fb_nack(false);
+        p.set_fb_transport_cc(false);
+    }
+}
+
+/// str0m's standard header extensions without transport-wide sequence numbers.
+fn lean_extensions() -> ExtensionMap {
+    let mut map = ExtensionMap::empty();
+    for (id, ext) in ExtensionMap::standard().iter() {
+        if *ext != Extension::TransportSequenceNumber {
+            map.set(id, ext.clone());
+        }
+    }
+    map
 }
 
 /// Polls until `Timeout` on an `Rtc` that has no remote yet (nothing can be sent).
