@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use huddle_client::LeanReceive;
+
 use crate::floor::{self, Floor, FloorLimits};
 use crate::report::{BroadcastReport, write_json};
 use crate::scenario::ramp::{RampOptions, RampReport};
@@ -67,6 +69,17 @@ pub struct Common {
     /// No progress line.
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// Lean viewers: count every packet from its cleartext RTP header, decrypt and check
+    /// only one in --lean-sample per SSRC; no NACK negotiated.
+    #[arg(long, global = true)]
+    pub lean_viewers: bool,
+    /// With --lean-viewers: decrypt and check one packet in this many per SSRC.
+    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub lean_sample: u32,
+    /// With --lean-viewers: once media flows, each viewer reads its socket every this many
+    /// ms (recvmmsg, kernel receive timestamps); 0 reads on every wake-up.
+    #[arg(long, global = true, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub lean_read_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -171,6 +184,10 @@ impl Common {
             } else {
                 self.harness_threads as f64
             },
+            lean: self.lean_viewers.then_some(LeanReceive {
+                sample_one_in: self.lean_sample,
+                read_interval: Duration::from_millis(self.lean_read_ms),
+            }),
         }
     }
 

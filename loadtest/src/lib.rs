@@ -4,6 +4,7 @@
 //! - [`scenario`]: `broadcast` (1 → N), `ramp` (N grows until a limit), `meeting` (R rooms × N participants over the room WebSocket).
 //! - [`procstat`]: server and harness CPU time and RSS from `/proc`.
 //! - [`floor`]: the per-packet hardware floor (AES-128-GCM seal + batched UDP send).
+//! - [`sut`]: the system under test (huddle over WHIP/WHEP).
 //! - [`report`], [`plot`]: tables, JSON and the ramp SVG.
 
 pub mod cli;

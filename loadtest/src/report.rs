@@ -48,6 +48,9 @@ pub struct BroadcastReport {
     pub scenario: &'static str,
     pub sut: String,
     pub media: crate::scenario::MediaShape,
+    /// Lean viewers: one packet in this many per SSRC decrypted and checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lean_sample_one_in: Option<u32>,
     pub harness_threads: usize,
     pub window: Window,
     pub joins: Joins,
@@ -86,6 +89,12 @@ pub fn print_window(w: &Window) {
         "forwarded packets/s",
         format!("{:.0}", w.forwarded_packets_per_s),
     );
+    if w.packets_checked != w.packets_received {
+        row(
+            "decrypted and checked (sample)",
+            format!("{} of {}", w.packets_checked, w.packets_received),
+        );
+    }
     row(
         "loss",
         format!(
@@ -127,6 +136,12 @@ pub fn print_window(w: &Window) {
     );
     row("harness CPU", fmt_pct(w.harness_cpu_pct));
     row(
+        "harness CPU per received packet",
+        w.harness_cpu_us_per_received_packet
+            .map(|u| format!("{u:.2} µs"))
+            .unwrap_or_else(|| "n/a".into()),
+    );
+    row(
         "machine CPU / of it other processes",
         format!(
             "{} / {}",
@@ -146,6 +161,11 @@ impl BroadcastReport {
             self.media.fps,
             self.media.codec
         );
+        if let Some(n) = self.lean_sample_one_in {
+            println!(
+                "  lean viewers: counted from RTP headers, 1 in {n} per SSRC decrypted and checked"
+            );
+        }
         print_window(&self.window);
         print_joins(&self.joins, "POST");
         print_memory(&self.memory);

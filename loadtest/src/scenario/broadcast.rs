@@ -30,11 +30,12 @@ pub async fn run(
     let window: Window = measure(&fleet, pid, opts.seconds, opts.progress, "broadcast").await;
     let joins = Joins::of(&fleet);
     let memory = Memory::of(pid, baseline, fleet.viewer_count() + 1);
-    fleet.close().await;
+    fleet.close(sut).await;
     Ok(BroadcastReport {
         scenario: "broadcast",
         sut: sut.name().to_owned(),
         media: opts.media.clone(),
+        lean_sample_one_in: opts.lean.map(|l| l.sample_one_in),
         harness_threads,
         window,
         joins,

@@ -90,7 +90,10 @@ impl Meeting {
         let mut set = JoinSet::new();
         for r in 0..rooms {
             let name = format!("meeting-{tag}-r{r}");
-            let url = sut.room_ws_url(&name);
+            let Some(url) = sut.room_ws_url(&name) else {
+                tracing::warn!("{} has no room WebSocket: meeting needs huddle", sut.name());
+                break;
+            };
             set.spawn(Room::join(url, name, participants, media.clone()));
         }
         let mut all = Vec::new();
@@ -285,6 +288,12 @@ pub async fn run(
 ) -> Result<MeetingReport, String> {
     if rooms == 0 || participants < 2 {
         return Err("meeting needs --rooms ≥ 1 and --participants ≥ 2".into());
+    }
+    if sut.room_ws_url("probe").is_none() {
+        return Err(format!(
+            "meeting needs huddle's room WebSocket, which {} does not have",
+            sut.name()
+        ));
     }
     let pid = sut.pid();
     let baseline = pid.and_then(rss_of);

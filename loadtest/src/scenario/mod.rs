@@ -9,7 +9,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use huddle_client::{ClientOptions, Publisher, PublisherStats, VideoCodec, Viewer, ViewerStats};
+use huddle_client::{
+    ClientOptions, LeanReceive, Publisher, PublisherStats, VideoCodec, Viewer, ViewerStats,
+};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -82,6 +84,18 @@ pub struct RunOptions {
     pub settle_timeout: Duration,
     /// CPUs the harness may use (for its saturation check): 100% × this = all of them.
     pub harness_cpus: f64,
+    /// Lean viewers: count from RTP headers, decrypt and check a sample.
+    pub lean: Option<LeanReceive>,
+}
+
+impl RunOptions {
+    /// What each viewer is started with.
+    pub fn viewer_options(&self) -> ClientOptions {
+        ClientOptions {
+            lean: self.lean,
+            ..self.media.viewer_options()
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -93,11 +107,12 @@ impl Default for RunOptions {
             connect_concurrency: 16,
             settle_timeout: Duration::from_secs(15),
             harness_cpus: 1.0,
+            lean: None,
         }
     }
 }
 
-/// One viewer and when its WHEP POST started.
+/// One viewer and when its join (WHEP POST) started.
 #[derive(Debug)]
 struct Member {
     viewer: Viewer,
@@ -113,13 +128,26 @@ pub struct Fleet {
     pub join_failures: Vec<String>,
 }
 
+/// Longest one viewer's join may take (each HTTP request has its own, shorter timeout).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One viewer's join, bounded by [`JOIN_TIMEOUT`].
+async fn join(view: crate::sut::SutFuture<Viewer>, post_at: Instant) -> Result<Member, String> {
+    match tokio::time::timeout(JOIN_TIMEOUT, view).await {
+        Ok(Ok(viewer)) => Ok(Member { viewer, post_at }),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("join took over {JOIN_TIMEOUT:?}")),
+    }
+}
+
 impl Fleet {
     /// Publishes into `room` and waits until the publisher is connected.
     pub async fn publish(sut: &dyn Sut, room: &str, media: &MediaShape) -> Result<Fleet, String> {
         huddle_client::ensure_crypto_provider();
-        let publisher = Publisher::connect(&sut.whip_url(room), media.publisher_options())
+        let publisher = sut
+            .publish(room, media.publisher_options())
             .await
-            .map_err(|e| format!("WHIP publish to {room}: {e}"))?;
+            .map_err(|e| format!("publish to {room} on {}: {e}", sut.name()))?;
         publisher
             .wait_connected(Duration::from_secs(10))
             .await
@@ -136,25 +164,31 @@ impl Fleet {
         self.viewers.len()
     }
 
-    /// Connects `n` more WHEP viewers, `concurrency` POSTs at a time.
+    /// Connects `n` more viewers, `connect_concurrency` joins at a time.
     pub async fn add_viewers(&mut self, sut: &dyn Sut, n: usize, opts: &RunOptions) {
-        let url = sut.whep_url(&self.room);
         let sem = Arc::new(Semaphore::new(opts.connect_concurrency.max(1)));
         let mut set = JoinSet::new();
         for _ in 0..n {
-            let (url, sem, vo) = (url.clone(), sem.clone(), opts.media.viewer_options());
+            // The permit is taken before the join's future is made, so `post_at` is when
+            // this viewer's signalling really starts.
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let post_at = Instant::now();
+            let view = sut.view(&self.room, opts.viewer_options());
             set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                let post_at = Instant::now();
-                Viewer::connect(&url, vo)
-                    .await
-                    .map(|viewer| Member { viewer, post_at })
+                let _permit = permit;
+                join(view, post_at).await
             });
         }
+        self.collect(set).await;
+    }
+
+    async fn collect(&mut self, mut set: JoinSet<Result<Member, String>>) {
         while let Some(r) = set.join_next().await {
             match r {
                 Ok(Ok(m)) => self.viewers.push(m),
-                Ok(Err(e)) => self.join_failures.push(e.to_string()),
+                Ok(Err(e)) => self.join_failures.push(e),
                 Err(e) => self.join_failures.push(e.to_string()),
             }
         }
@@ -204,8 +238,9 @@ impl Fleet {
         }
     }
 
-    /// Closes every peer (DELETE), 32 at a time; the publisher last.
-    pub async fn close(mut self) {
+    /// Closes every peer (DELETE), 32 at a time, the publisher last; then lets the SUT
+    /// release the room.
+    pub async fn close(mut self, sut: &dyn Sut) {
         let sem = Arc::new(Semaphore::new(32));
         let mut set = JoinSet::new();
         for m in self.viewers.drain(..) {
@@ -218,6 +253,11 @@ impl Fleet {
         while set.join_next().await.is_some() {}
         if let Some(p) = self.publisher.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), p.close()).await;
+        }
+        match tokio::time::timeout(Duration::from_secs(10), sut.end_room(&self.room)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("ending room {} on {}: {e}", self.room, sut.name()),
+            Err(_) => tracing::warn!("ending room {} on {} timed out", self.room, sut.name()),
         }
     }
 }
@@ -244,8 +284,11 @@ pub struct Window {
     pub publisher_packets_per_s: f64,
     /// `packets_sent` × viewers: what the SFU should have forwarded.
     pub packets_expected: u64,
-    /// Distinct huddle counters the viewers received (duplicates not counted).
+    /// Distinct packets the viewers received (duplicates not counted): huddle counters
+    /// seen, or for lean viewers distinct RTP sequence numbers.
     pub packets_received: u64,
+    /// Packets decrypted and checked byte for byte (all of them unless lean).
+    pub packets_checked: u64,
     pub forwarded_packets_per_s: f64,
     /// Packets lost: RTP sequence gaps / (received + gaps), in percent. Exact (no in-flight
     /// error at the window's edges), but blind to a down-track that stopped altogether.
@@ -269,6 +312,8 @@ pub struct Window {
     pub server_cpu_pct: Option<f64>,
     pub server_cpu_us_per_forwarded_packet: Option<f64>,
     pub harness_cpu_pct: Option<f64>,
+    /// Harness CPU time ÷ packets received (it also runs the publisher).
+    pub harness_cpu_us_per_received_packet: Option<f64>,
     /// The whole machine's CPU use (percent of one core); minus server and harness, that is
     /// what other processes took from the same cores.
     pub machine_cpu_pct: Option<f64>,
@@ -313,7 +358,10 @@ impl Window {
     /// snapshots (`a` earlier); the bytes go to `received_mbps_total` until `finish`.
     pub fn add_down_tracks(&mut self, a: &ViewerStats, b: &ViewerStats) {
         for (sa, sb) in [(&a.audio, &b.audio), (&a.video, &b.video)] {
-            self.packets_received += sb.counters_seen.saturating_sub(sa.counters_seen);
+            self.packets_received += sb
+                .distinct_received()
+                .saturating_sub(sa.distinct_received());
+            self.packets_checked += sb.samples.saturating_sub(sa.samples);
             if sb.packets > sa.packets {
                 self.down_tracks_receiving += 1;
             }
@@ -360,6 +408,10 @@ impl Window {
         });
         w.server_cpu_us_per_forwarded_packet = server_b
             .cpu_since(server_a)
+            .filter(|_| w.packets_received > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / w.packets_received as f64);
+        w.harness_cpu_us_per_received_packet = harness_b
+            .cpu_since(harness_a)
             .filter(|_| w.packets_received > 0)
             .map(|cpu| cpu.as_secs_f64() * 1e6 / w.packets_received as f64);
     }
@@ -423,7 +475,7 @@ pub fn fmt_pct(p: Option<f64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
-/// Join time (WHEP POST → first media) and the server's memory.
+/// Join time (POST → first media).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Joins {
     pub attempted: usize,

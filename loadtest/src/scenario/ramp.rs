@@ -180,7 +180,7 @@ pub async fn run(
     }
     let joins = Joins::of(&fleet);
     let memory = Memory::of(pid, baseline, fleet.viewer_count() + 1);
-    fleet.close().await;
+    fleet.close(sut).await;
     Ok(RampReport {
         scenario: "ramp",
         sut: sut.name().to_owned(),
