@@ -99,6 +99,10 @@ pub enum Cmd {
     Broadcast {
         #[arg(long, default_value_t = 50)]
         viewers: usize,
+        /// Join storm: viewers join at this many per second, paced, instead of
+        /// --connect-concurrency at a time.
+        #[arg(long, value_parser = parse_rate)]
+        join_rate: Option<f64>,
     },
     /// Add viewers step by step until loss > --max-loss, the server saturates one core, or
     /// the harness cannot keep up; report the knee.
@@ -149,6 +153,14 @@ pub enum Cmd {
     },
 }
 
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("rate {s:?}: {e}"))?;
+    if !(v > 0.0 && v <= 100_000.0) {
+        return Err(format!("rate {s:?} must be in (0, 100000]"));
+    }
+    Ok(v)
+}
+
 fn parse_bitrate(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, mul) = match s.chars().last() {
@@ -188,6 +200,7 @@ impl Common {
                 sample_one_in: self.lean_sample,
                 read_interval: Duration::from_millis(self.lean_read_ms),
             }),
+            join_rate: None,
         }
     }
 
@@ -239,7 +252,11 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
     let c = &cli.common;
     let opts = c.run_options();
     match &cli.command {
-        Cmd::Broadcast { viewers } => {
+        Cmd::Broadcast { viewers, join_rate } => {
+            let opts = RunOptions {
+                join_rate: *join_rate,
+                ..opts
+            };
             let mut sut = c.sut().await?;
             let r = broadcast::run(sut.as_ref(), *viewers, &opts, c.harness_threads).await;
             sut.stop();

@@ -176,20 +176,33 @@ impl BroadcastReport {
     }
 }
 
-/// Joins that worked, and the join time from `start` (POST or join message) to first media.
+/// Joins that worked, the join time from `start` (POST or join message) to first media, and
+/// for WHEP-style joins the signalling time and a join storm's rates.
 pub fn print_joins(j: &Joins, start: &str) {
     let row = |k: String, v: String| println!("  {k:<34} {v}");
+    let pct = |p: &Percentiles| {
+        format!(
+            "{:.0} / {:.0} / {:.0} ms (max {:.0}, {} samples)",
+            p.p50, p.p95, p.p99, p.max, p.samples
+        )
+    };
     row(
         "joins ok / attempted".into(),
         format!("{} / {}", j.attempted - j.failed, j.attempted),
     );
-    row(
-        format!("join time ({start}→first media) p50/p95"),
-        format!(
-            "{:.0} / {:.0} ms (max {:.0}, {} samples)",
-            j.join_ms.p50, j.join_ms.p95, j.join_ms.max, j.join_ms.samples
-        ),
-    );
+    if let Some(s) = &j.storm {
+        row(
+            "join storm: offered / started / ok".into(),
+            format!(
+                "{:.0} / {:.0} / {:.0} joins/s (first POST → last answer {:.2} s)",
+                s.offered_per_s, s.started_per_s, s.achieved_per_s, s.seconds
+            ),
+        );
+    }
+    if j.signal_ms.samples > 0 {
+        row(format!("{start}→answer p50/p95/p99"), pct(&j.signal_ms));
+    }
+    row(format!("{start}→first media p50/p95/p99"), pct(&j.join_ms));
 }
 
 pub fn print_join_errors(j: &Joins) {

@@ -32,8 +32,8 @@ async fn broadcast_one_to_three() {
     assert_eq!(r.joins.join_ms.samples, 3);
 }
 
-/// The same with lean viewers: every packet counted from its RTP header, one in 16 per SSRC
-/// decrypted and checked.
+/// The same with lean viewers (every packet counted from its RTP header, one in 16 per SSRC
+/// decrypted and checked), joining paced at 20 per second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_one_to_three_lean() {
     let server = huddle_server::Server::start(huddle_server::Config::ephemeral())
@@ -47,6 +47,7 @@ async fn broadcast_one_to_three_lean() {
             sample_one_in: 16,
             ..Default::default()
         }),
+        join_rate: Some(20.0),
         ..RunOptions::default()
     };
     let r = broadcast::run(&sut, 3, &opts, 2)
@@ -71,6 +72,10 @@ async fn broadcast_one_to_three_lean() {
     assert!(w.packets_checked * 32 > w.packets_received, "{w:?}");
     assert_eq!(w.latency_us.samples as u64, w.packets_checked, "{w:?}");
     assert_eq!(r.joins.join_ms.samples, 3);
+    assert_eq!(r.joins.signal_ms.samples, 3);
+    let storm = r.joins.storm.as_ref().expect("paced joins report a storm");
+    assert_eq!(storm.offered_per_s, 20.0);
+    assert!(storm.achieved_per_s > 0.0, "{storm:?}");
 }
 
 /// 2 rooms × 3 participants over the room WebSocket for ~3 s: 2 × 3 × 2 × 2 = 24 down-tracks.

@@ -1,4 +1,5 @@
-//! `broadcast`: one publisher → N viewers in one room, one measurement window.
+//! `broadcast`: one publisher → N viewers in one room, one measurement window (viewers
+//! join `connect_concurrency` at a time, or paced at `join_rate` per second).
 
 use std::time::Duration;
 

@@ -343,6 +343,7 @@ pub async fn run(
         failed: failures.len(),
         first_errors: failures.iter().take(3).cloned().collect(),
         join_ms: percentiles_f64(&mut times),
+        ..Joins::default()
     };
     let memory = Memory::of(pid, baseline, meeting.member_count());
     let (server_offers, signaling_errors) =

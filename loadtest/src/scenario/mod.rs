@@ -86,6 +86,9 @@ pub struct RunOptions {
     pub harness_cpus: f64,
     /// Lean viewers: count from RTP headers, decrypt and check a sample.
     pub lean: Option<LeanReceive>,
+    /// Join storm: viewers join at this many per second (paced), not `connect_concurrency`
+    /// at a time.
+    pub join_rate: Option<f64>,
 }
 
 impl RunOptions {
@@ -108,6 +111,7 @@ impl Default for RunOptions {
             settle_timeout: Duration::from_secs(15),
             harness_cpus: 1.0,
             lean: None,
+            join_rate: None,
         }
     }
 }
@@ -119,6 +123,19 @@ struct Member {
     post_at: Instant,
 }
 
+/// Joins at a paced rate: what was asked and what the harness and SUT achieved.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Storm {
+    /// Joins per second asked for (`--join-rate`).
+    pub offered_per_s: f64,
+    /// Joins started per second (POSTs sent: paced by the harness).
+    pub started_per_s: f64,
+    /// Successful joins ÷ (last answer − first POST).
+    pub achieved_per_s: f64,
+    /// First POST → last answer, seconds.
+    pub seconds: f64,
+}
+
 /// One room's peers: a publisher and its viewers.
 #[derive(Debug)]
 pub struct Fleet {
@@ -126,10 +143,14 @@ pub struct Fleet {
     publisher: Option<Publisher>,
     viewers: Vec<Member>,
     pub join_failures: Vec<String>,
+    /// Set by [`Fleet::add_viewers_paced`].
+    pub storm: Option<Storm>,
 }
 
 /// Longest one viewer's join may take (each HTTP request has its own, shorter timeout).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most joins in flight during a paced storm.
+const STORM_MAX_IN_FLIGHT: usize = 2048;
 
 /// One viewer's join, bounded by [`JOIN_TIMEOUT`].
 async fn join(view: crate::sut::SutFuture<Viewer>, post_at: Instant) -> Result<Member, String> {
@@ -157,6 +178,7 @@ impl Fleet {
             publisher: Some(publisher),
             viewers: Vec::new(),
             join_failures: Vec::new(),
+            storm: None,
         })
     }
 
@@ -164,8 +186,12 @@ impl Fleet {
         self.viewers.len()
     }
 
-    /// Connects `n` more viewers, `connect_concurrency` joins at a time.
+    /// Connects `n` more viewers, `connect_concurrency` joins at a time (or, with
+    /// `join_rate`, paced: see [`Fleet::add_viewers_paced`]).
     pub async fn add_viewers(&mut self, sut: &dyn Sut, n: usize, opts: &RunOptions) {
+        if let Some(rate) = opts.join_rate {
+            return self.add_viewers_paced(sut, n, rate, opts).await;
+        }
         let sem = Arc::new(Semaphore::new(opts.connect_concurrency.max(1)));
         let mut set = JoinSet::new();
         for _ in 0..n {
@@ -182,6 +208,63 @@ impl Fleet {
             });
         }
         self.collect(set).await;
+    }
+
+    /// Connects `n` more viewers at `rate` per second: the i-th join starts at i / `rate`
+    /// seconds whether or not the earlier ones are done (at most [`STORM_MAX_IN_FLIGHT`] in
+    /// flight).
+    pub async fn add_viewers_paced(
+        &mut self,
+        sut: &dyn Sut,
+        n: usize,
+        rate: f64,
+        opts: &RunOptions,
+    ) {
+        let rate = rate.max(0.01);
+        let sem = Arc::new(Semaphore::new(STORM_MAX_IN_FLIGHT));
+        let mut set = JoinSet::new();
+        let start = tokio::time::Instant::now();
+        let mut first_post: Option<Instant> = None;
+        let mut last_post = Instant::now();
+        for i in 0..n {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let post_at = Instant::now();
+            first_post.get_or_insert(post_at);
+            last_post = post_at;
+            let view = sut.view(&self.room, opts.viewer_options());
+            set.spawn(async move {
+                let _permit = permit;
+                join(view, post_at).await
+            });
+        }
+        let before = self.viewers.len();
+        self.collect(set).await;
+        let first = first_post.unwrap_or(last_post);
+        let last_answer = self.viewers[before..]
+            .iter()
+            .map(|m| m.viewer.signaled_at())
+            .max()
+            .unwrap_or(first);
+        let ok = self.viewers.len() - before;
+        let seconds = last_answer.saturating_duration_since(first).as_secs_f64();
+        let posts = last_post.saturating_duration_since(first).as_secs_f64();
+        self.storm = Some(Storm {
+            offered_per_s: rate,
+            started_per_s: if posts > 0.0 {
+                (n.saturating_sub(1)) as f64 / posts
+            } else {
+                0.0
+            },
+            achieved_per_s: if seconds > 0.0 {
+                ok as f64 / seconds
+            } else {
+                0.0
+            },
+            seconds,
+        });
     }
 
     async fn collect(&mut self, mut set: JoinSet<Result<Member, String>>) {
@@ -207,6 +290,20 @@ impl Fleet {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// POST → answer (signalling done) for every viewer that joined.
+    pub fn signal_times_ms(&self) -> Vec<f64> {
+        self.viewers
+            .iter()
+            .map(|m| {
+                m.viewer
+                    .signaled_at()
+                    .saturating_duration_since(m.post_at)
+                    .as_secs_f64()
+                    * 1e3
+            })
+            .collect()
     }
 
     /// POST → first media packet for every viewer that has received any.
@@ -475,23 +572,31 @@ pub fn fmt_pct(p: Option<f64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
-/// Join time (POST → first media).
+/// Join times: POST → answer (`signal_ms`) and POST → first media (`join_ms`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Joins {
     pub attempted: usize,
     pub failed: usize,
     pub first_errors: Vec<String>,
     pub join_ms: Percentiles,
+    /// WHEP POST sent → 201 received (Janus: subscriber `join` → `start` acknowledged).
+    pub signal_ms: Percentiles,
+    /// Set for a paced join storm (`--join-rate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Storm>,
 }
 
 impl Joins {
     pub fn of(fleet: &Fleet) -> Joins {
         let mut times = fleet.join_times_ms();
+        let mut signal = fleet.signal_times_ms();
         Joins {
             attempted: fleet.viewer_count() + fleet.join_failures.len(),
             failed: fleet.join_failures.len(),
             first_errors: fleet.join_failures.iter().take(3).cloned().collect(),
             join_ms: crate::report::percentiles_f64(&mut times),
+            signal_ms: crate::report::percentiles_f64(&mut signal),
+            storm: fleet.storm.clone(),
         }
     }
 }
