@@ -9,6 +9,7 @@ use serde::Serialize;
 use huddle_client::LeanReceive;
 
 use crate::floor::{self, Floor, FloorLimits};
+use crate::janus::JanusProcess;
 use crate::report::{BroadcastReport, write_json};
 use crate::scenario::ramp::{RampOptions, RampReport};
 use crate::scenario::{MediaShape, RunOptions, broadcast, meeting, ramp};
@@ -80,6 +81,18 @@ pub struct Common {
     /// ms (recvmmsg, kernel receive timestamps); 0 reads on every wake-up.
     #[arg(long, global = true, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub lean_read_ms: u64,
+    /// The janus binary for --sut janus (default: `janus` on PATH; Debian package `janus`).
+    #[arg(long, global = true)]
+    pub janus_bin: Option<PathBuf>,
+}
+
+/// A system under test the harness can start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SutKind {
+    /// huddle (the binary next to this one, or --huddle-bin; --url for a running one).
+    Huddle,
+    /// Janus VideoRoom (Debian's janus, started on loopback with its own config).
+    Janus,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -99,6 +112,13 @@ pub enum Cmd {
     Broadcast {
         #[arg(long, default_value_t = 50)]
         viewers: usize,
+        /// Systems under test, comma-separated (`huddle,janus`): each round runs the
+        /// broadcast on each of them in turn, each freshly started, with the same peers.
+        #[arg(long, value_delimiter = ',', default_value = "huddle")]
+        sut: Vec<SutKind>,
+        /// How many times to go through --sut (huddle, janus, huddle, janus, … for 2).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
         /// Join storm: viewers join at this many per second, paced, instead of
         /// --connect-concurrency at a time.
         #[arg(long, value_parser = parse_rate)]
@@ -204,6 +224,29 @@ impl Common {
         }
     }
 
+    /// Starts `kind` (huddle may also be `--url`).
+    pub async fn start(&self, kind: SutKind) -> Result<Box<dyn Sut>, String> {
+        match kind {
+            SutKind::Huddle => self.sut().await,
+            SutKind::Janus => {
+                if self.pin_server.is_some() && which_taskset().is_none() {
+                    return Err("--pin-server needs taskset (util-linux)".into());
+                }
+                let j = JanusProcess::start(self.janus_bin.as_deref(), self.pin_server)
+                    .await
+                    .map_err(|e| format!("janus: {e}"))?;
+                eprintln!(
+                    "started janus (pid {}{})",
+                    j.pid().unwrap_or(0),
+                    self.pin_server
+                        .map(|c| format!(", pinned to CPU {c}"))
+                        .unwrap_or_default()
+                );
+                Ok(Box::new(j))
+            }
+        }
+    }
+
     /// Starts huddle, or wraps `--url`.
     pub async fn sut(&self) -> Result<Box<dyn Sut>, String> {
         if let Some(url) = &self.url {
@@ -252,18 +295,31 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
     let c = &cli.common;
     let opts = c.run_options();
     match &cli.command {
-        Cmd::Broadcast { viewers, join_rate } => {
+        Cmd::Broadcast {
+            viewers,
+            sut,
+            rounds,
+            join_rate,
+        } => {
             let opts = RunOptions {
                 join_rate: *join_rate,
                 ..opts
             };
-            let mut sut = c.sut().await?;
-            let r = broadcast::run(sut.as_ref(), *viewers, &opts, c.harness_threads).await;
-            sut.stop();
-            let r = r?;
-            r.print();
-            if let Some(p) = &c.json {
-                write_json(p, &r)?;
+            if sut.len() == 1 && *rounds == 1 {
+                let mut s = c.start(sut[0]).await?;
+                let r = broadcast::run(s.as_ref(), *viewers, &opts, c.harness_threads).await;
+                s.stop();
+                let r = r?;
+                r.print();
+                if let Some(p) = &c.json {
+                    write_json(p, &r)?;
+                }
+            } else {
+                let cmp = crate::compare::run(c, sut, *rounds, *viewers, &opts).await?;
+                cmp.print();
+                if let Some(p) = &c.json {
+                    write_json(p, &cmp)?;
+                }
             }
         }
         Cmd::Ramp {

@@ -1,7 +1,8 @@
 //! The system under test: how peers publish and view, and which process to measure.
 //!
 //! [`Sut`] is all a scenario needs, so another SFU can be driven by implementing it: huddle
-//! speaks WHIP/WHEP ([`ExternalHuddle`], [`HuddleProcess`]).
+//! speaks WHIP/WHEP ([`ExternalHuddle`], [`HuddleProcess`]); Janus's VideoRoom has its own
+//! HTTP API ([`crate::janus::JanusProcess`]).
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -18,6 +19,9 @@ pub enum SutError {
     /// The WebRTC client failed (signalling over HTTP, SDP, ICE/DTLS).
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// Janus's HTTP API refused or broke its protocol.
+    #[error("Janus: {0}")]
+    Janus(#[from] crate::janus::JanusError),
     /// The scenario asked for something this SUT does not have (a room without publisher…).
     #[error("{0}")]
     Unsupported(String),
@@ -139,7 +143,7 @@ pub fn default_huddle_bin() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-fn free_tcp_port() -> std::io::Result<u16> {
+pub(crate) fn free_tcp_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
