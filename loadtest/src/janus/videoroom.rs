@@ -9,6 +9,11 @@ use super::JanusError;
 use super::api::Session;
 
 pub const PLUGIN: &str = "janus.plugin.videoroom";
+/// VideoRoom's error code for a feed that does not exist (or does not publish yet).
+const NO_SUCH_FEED: i64 = 428;
+/// How often, and how far apart, a subscriber retries a feed that is not there yet.
+const FEED_RETRIES: u32 = 50;
+const FEED_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// `create`: a room for one publisher with the codec the harness sends; no bitrate cap,
 /// no periodic keyframe requests.
@@ -86,7 +91,20 @@ pub async fn subscribe(
 ) -> Result<Viewer, JanusError> {
     let handle = session.attach(PLUGIN).await?;
     let join = json!({"request": "join", "ptype": "subscriber", "room": room, "feed": feed});
-    let (data, jsep) = session.message(handle, join, None).await?;
+    // A feed can be subscribed to only once Janus has the publisher's media up, which may
+    // be a little after our side of its PeerConnection connected.
+    let mut tries = 0;
+    let (data, jsep) = loop {
+        match session.message(handle, join.clone(), None).await {
+            Err(JanusError::Plugin {
+                code: NO_SUCH_FEED, ..
+            }) if tries < FEED_RETRIES => {
+                tries += 1;
+                tokio::time::sleep(FEED_RETRY_PAUSE).await;
+            }
+            r => break r?,
+        }
+    };
     expect(&data, "videoroom", "attached")?;
     let offer = sdp_of(jsep.as_ref(), "offer")?;
     let viewer = Viewer::answer(&offer, opts, |answer| async move {
