@@ -1,8 +1,6 @@
 //! `broadcast`: one publisher → N viewers in one room, one measurement window (viewers
 //! join `connect_concurrency` at a time, or paced at `join_rate` per second).
 
-use std::time::Duration;
-
 use super::{Fleet, Joins, Memory, RunOptions, Window, measure};
 use crate::procstat::rss_of;
 use crate::report::BroadcastReport;
@@ -27,7 +25,7 @@ pub async fn run(
         );
     }
     // Let join-time keyframe requests and bursts pass before measuring.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(opts.settle_pause()).await;
     let window: Window = measure(&fleet, pid, opts.seconds, opts.progress, "broadcast").await;
     let joins = Joins::of(&fleet);
     let memory = Memory::of(pid, baseline, fleet.viewer_count() + 1);

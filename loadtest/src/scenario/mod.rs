@@ -92,6 +92,20 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// The pause between "every viewer receives" and the measurement window: join-time
+    /// keyframe requests and bursts pass, and lean viewers switch to reading on their tick
+    /// (after [`huddle_client::LEAN_SETTLE`]) before the window opens, so both of its edges
+    /// see the same read backlog.
+    pub fn settle_pause(&self) -> Duration {
+        let pause = Duration::from_millis(500);
+        match self.lean {
+            Some(l) if !l.read_interval.is_zero() => {
+                pause.max(huddle_client::LEAN_SETTLE + l.read_interval * 2)
+            }
+            _ => pause,
+        }
+    }
+
     /// What each viewer is started with.
     pub fn viewer_options(&self) -> ClientOptions {
         ClientOptions {
