@@ -74,7 +74,6 @@ pub async fn run(
         return Err(format!("every run failed: {failures:?}"));
     }
     let mut names: Vec<String> = runs.iter().map(|r| r.sut.clone()).collect();
-    names.dedup();
     names.sort();
     names.dedup();
     let summary = names
