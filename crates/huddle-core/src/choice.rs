@@ -14,6 +14,9 @@ pub enum Reason {
     Best,
     /// The subscriber's bandwidth estimate does not carry a higher layer.
     Bandwidth,
+    /// The estimate now carries a higher layer: forwarding moves up once it has held a
+    /// while (so that a fluctuating estimate does not flap).
+    Settling,
     /// The tile the subscriber shows it in is small: a higher layer would be wasted.
     TileSize,
     /// The layer that would fit is not being sent by the publisher now.
@@ -32,6 +35,7 @@ impl Reason {
         match self {
             Reason::Best => "best quality the publisher sends",
             Reason::Bandwidth => "limited by your bandwidth estimate",
+            Reason::Settling => "your bandwidth allows more: moving up once that holds",
             Reason::TileSize => "limited to the size the video is shown at",
             Reason::PublisherNotSending => "the publisher is not sending a better layer",
             Reason::Paused => "paused: not enough bandwidth for the lowest layer",
@@ -46,6 +50,7 @@ impl fmt::Display for Reason {
         f.write_str(match self {
             Reason::Best => "best",
             Reason::Bandwidth => "bandwidth",
+            Reason::Settling => "settling",
             Reason::TileSize => "tile-size",
             Reason::PublisherNotSending => "publisher-not-sending",
             Reason::Paused => "paused",

@@ -98,17 +98,24 @@ impl Track {
         self.layers.get_mut(usize::from(index))
     }
 
-    /// The layers sending now, lowest bitrate first.
+    /// The layers sending now, lowest first: by picture area when every one of them has
+    /// announced its size (a layer the publisher throttles keeps its rank), else by bitrate.
     pub(crate) fn active_layers(&self, now: Instant) -> Vec<u8> {
-        let mut active: Vec<(u64, u8)> = self
+        let mut active: Vec<(u64, u64, u8)> = self
             .layers
             .iter()
             .enumerate()
             .filter(|(_, l)| l.active(now))
-            .filter_map(|(i, l)| Some((l.bitrate(now), u8::try_from(i).ok()?)))
+            .filter_map(|(i, l)| {
+                let area = l.size.map_or(0, |(w, h)| u64::from(w) * u64::from(h));
+                Some((area, l.bitrate(now), u8::try_from(i).ok()?))
+            })
             .collect();
+        if active.iter().any(|&(area, _, _)| area == 0) {
+            active.iter_mut().for_each(|entry| entry.0 = 0);
+        }
         active.sort_unstable();
-        active.into_iter().map(|(_, i)| i).collect()
+        active.into_iter().map(|(_, _, i)| i).collect()
     }
 
     /// More than one encoding: subscribers choose.
@@ -222,5 +229,62 @@ impl Packet {
     /// When it arrived.
     pub fn arrival(&self) -> Instant {
         self.arrival
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A simulcast video track with layers `q`, `h`, `f`, each given (width, bytes sent
+    /// in the second up to `now`).
+    fn simulcast(now: Instant, layers: &[(Option<u32>, usize)]) -> Track {
+        let source = Source::Local {
+            owner: crate::ParticipantId(1),
+            mid: Mid::from("0"),
+        };
+        let mut t = Track::new(TrackId(1), source, MediaKind::Video, Vec::new(), 0);
+        for (rid, &(width, bytes)) in ["q", "h", "f"].iter().zip(layers) {
+            t.layer_for(Some(Rid::from(*rid)));
+            if let Some(layer) = t.layers.last_mut() {
+                layer.meter.add(now, bytes);
+                layer.size = width.map(|w| (w, w * 9 / 16));
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn layers_rank_by_picture_size_when_all_are_known() {
+        let now = Instant::now();
+        // The publisher throttles its full layer below the half one (CPU or its own
+        // bandwidth): it still ranks highest.
+        let t = simulcast(
+            now,
+            &[
+                (Some(320), 10_000),
+                (Some(640), 40_000),
+                (Some(1280), 5_000),
+            ],
+        );
+        assert_eq!(
+            t.active_layers(now + Duration::from_millis(10)),
+            vec![0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn layers_rank_by_bitrate_while_a_size_is_unknown() {
+        let now = Instant::now();
+        let t = simulcast(
+            now,
+            &[(Some(320), 90_000), (None, 40_000), (Some(1280), 80_000)],
+        );
+        assert_eq!(
+            t.active_layers(now + Duration::from_millis(10)),
+            vec![1, 2, 0]
+        );
     }
 }

@@ -303,17 +303,24 @@ fn decide(
         };
     };
     let mut fits_higher_since = None;
+    let mut settling = false;
+    // Up because the estimate grew: only once the higher layer has fitted for a while. Up
+    // because the tile grew or a layer appeared: at once (the estimate carried it already).
+    let bandwidth_held = matches!(choice.reason, Reason::Bandwidth | Reason::Settling);
     if let (Some(c), Some(r)) = (current_rank, rank(chosen))
         && r > c
+        && bandwidth_held
     {
-        // Up: only once the higher layer has fitted for a while.
         let since = choice.fits_higher_since.unwrap_or(now);
         if now.saturating_duration_since(since) < UP_AFTER {
             fits_higher_since = Some(since);
             chosen = active.get(c).copied().unwrap_or(chosen);
+            settling = true;
         }
     }
-    let reason = if rank(chosen) < rank(by_tile) {
+    let reason = if settling {
+        Reason::Settling
+    } else if rank(chosen) < rank(by_tile) {
         Reason::Bandwidth
     } else {
         quality_reason
@@ -403,11 +410,17 @@ mod tests {
         let mut c = Choice {
             target: Some(1),
             current: Some(1),
+            reason: Reason::Bandwidth,
             ..Choice::default()
         };
         let d = decide(&t, &c, p, Some(2_000_000), now);
-        assert_eq!(d.target, Some(1), "not up at once");
+        assert_eq!(
+            (d.target, d.reason),
+            (Some(1), Reason::Settling),
+            "not up at once"
+        );
         assert_eq!(d.fits_higher_since, Some(now));
+        c.reason = d.reason;
         c.fits_higher_since = d.fits_higher_since;
         let later = now + UP_AFTER;
         let t = track(&RATES, later);
@@ -436,6 +449,20 @@ mod tests {
             (Some(0), Reason::Bandwidth),
             "down at once"
         );
+    }
+
+    #[test]
+    fn a_layer_held_back_by_the_tile_moves_up_at_once_when_the_tile_grows() {
+        let now = Instant::now();
+        let t = track(&RATES, now);
+        let c = Choice {
+            target: Some(0),
+            current: Some(0),
+            reason: Reason::TileSize,
+            ..Choice::default()
+        };
+        let d = decide(&t, &c, Preference::default(), Some(3_000_000), now);
+        assert_eq!((d.target, d.reason), (Some(2), Reason::Best));
     }
 
     #[test]
