@@ -357,13 +357,12 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
     row.audio_frames_decoded = tile.audioPackets;
   }));
 
-  test('stopping the share removes its tile', { timeout: 20_000 }, async (t) => {
+  test('stopping the share removes its tile', { timeout: 20_000 }, async () => {
     const { Ada, Ben } = people;
-    const screen = await Ada.evaluate(() => window.huddle.screen);
-    if (!screen || !screen.trackId) {
-      t.todo('the server does not tell a page its own track ids (no track-published to the publisher), '
-        + 'so the page cannot send unpublish: it only stops sending, and the tile stays');
-    }
+    // The server names the page's own screen track (track-published with its mid): the page
+    // unpublishes it by that id.
+    await Ada.waitFor(() => Boolean(window.huddle.screen && window.huddle.screen.trackId), undefined,
+      { timeout: 5000, what: 'the server to name the screen track' });
     await Ada.page.click('#share');
     assert.equal(await Ada.evaluate(() => document.querySelector('#share').textContent), 'Share screen');
     await Ben.waitFor((id) => !document.querySelector(`.tile.screen[data-participant="${id}"]`)
@@ -510,4 +509,15 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
     report('Firefox removed the tile after Leave (ms)', Date.now() - t0);
     assert.ok(Date.now() - t0 <= 2500);
   })));
+  test('a server shutdown ends the call on the page, with its reason', { timeout: 20_000 }, async () => {
+    const { Ada } = people;
+    assert.equal(await Ada.evaluate(() => window.huddle.state), 'connected');
+    await server.stop();
+    const banner = await Ada.waitFor(() => window.huddle.state === 'ended'
+      && [...document.querySelectorAll('.banner')].map((b) => b.textContent).join(' '), undefined,
+    { timeout: 5000, interval: 100, what: 'the page to end the call' });
+    report('the page says', banner);
+    assert.match(banner, /The call ended: /);
+    assert.ok(!banner.includes('Disconnected'), `a bye is not a disconnection: ${banner}`);
+  });
 });

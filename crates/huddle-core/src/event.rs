@@ -1,3 +1,5 @@
+use str0m::media::Mid;
+
 use crate::{Codec, MediaKind, ParticipantId, Role, TrackId};
 
 /// Why a participant left.
@@ -36,6 +38,8 @@ pub enum Event {
         participant: ParticipantId,
         track: TrackId,
         kind: MediaKind,
+        /// The publisher's m-section it arrives on.
+        mid: Mid,
     },
     /// A track ended (its publisher left or stopped it).
     TrackUnpublished {

@@ -173,6 +173,8 @@ export class Call {
       case 'error':
         this.fail(`Server: ${msg.reason}`);
         return;
+      case 'bye':
+        return this.onBye(msg.reason);
       default:
         console.warn('huddle: unknown message', msg);
     }
@@ -597,9 +599,19 @@ export class Call {
     if (this.localTile) this.localTile.remove();
   }
 
+  /** The server ends the call (it is shutting down): say why, and hang up. */
+  onBye(reason) {
+    if (this.state === 'left') return;
+    this.state = 'ended';
+    ui.banner(`The call ended: ${reason || 'the server closed it'}`, 'info');
+    if (this.sig) this.sig.close();
+    this.shutdown();
+    ui.setStatus('Call ended');
+  }
+
   onSocketClose(ev) {
     this.note('socket-close', { code: ev.code });
-    if (this.state === 'left') return;
+    if (this.state === 'left' || this.state === 'ended') return;
     this.state = 'disconnected';
     this.fail(`Disconnected from the server${ev.reason ? `: ${ev.reason}` : ''}`);
     this.shutdown();

@@ -170,6 +170,7 @@ impl Room {
                 participant: id,
                 track,
                 kind,
+                mid,
             });
         } else if sending && p.role == Role::Viewer {
             p.subscriptions.insert(Subscription::new(mid, kind));

@@ -35,15 +35,18 @@ pub(super) fn on_event(sfu: &mut Sfu, shared: &Shared, e: Event) {
             participant,
             track,
             kind,
+            mid,
             ..
         } => {
             if let Some(label) = registry.label(participant) {
-                let msg = ServerMessage::TrackPublished {
-                    participant: label,
+                let msg = |mid| ServerMessage::TrackPublished {
+                    participant: label.clone(),
                     track: track.to_string(),
                     kind: kind_of(kind),
+                    mid,
                 };
-                registry.broadcast_from(participant, msg);
+                registry.broadcast_from(participant, msg(None));
+                registry.send(participant, msg(Some(mid.to_string())));
             }
         }
         Event::TrackUnpublished {

@@ -123,6 +123,10 @@ pub enum ServerMessage {
         participant: String,
         track: String,
         kind: Kind,
+        /// Only to the publisher itself: the m-section (`mid`) of its own it names, so that
+        /// it can `unpublish` it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mid: Option<String>,
     },
     TrackUnpublished {
         participant: String,
@@ -193,6 +197,7 @@ mod tests {
             participant: "p3".into(),
             track: "t4".into(),
             kind: Kind::Audio,
+            mid: None,
         })
         .unwrap();
         assert_eq!(
