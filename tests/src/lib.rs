@@ -56,3 +56,21 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A real offer from str0m with a video and an audio section in `direction` (its host
+/// candidate is a placeholder: for requests whose media is not needed).
+pub fn str0m_offer(direction: str0m::media::Direction) -> String {
+    use str0m::media::MediaKind;
+    huddle_client::ensure_crypto_provider();
+    let mut rtc = str0m::Rtc::builder().build(std::time::Instant::now());
+    if let Ok(c) = str0m::Candidate::host(([127, 0, 0, 1], 9).into(), "udp") {
+        rtc.add_local_candidate(c);
+    }
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, direction, None, None, None);
+    api.add_media(MediaKind::Audio, direction, None, None, None);
+    match api.apply() {
+        Some((offer, _pending)) => offer.to_sdp_string(),
+        None => panic!("str0m made no offer"),
+    }
+}

@@ -38,17 +38,7 @@ async fn with_secret() -> huddle_server::Server {
 
 /// A recvonly offer a WHEP endpoint accepts (its media is not needed here).
 fn recv_offer() -> String {
-    let mut rtc = str0m::Rtc::builder().build(std::time::Instant::now());
-    rtc.add_local_candidate(str0m::Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
-    let mut api = rtc.sdp_api();
-    api.add_media(
-        str0m::media::MediaKind::Video,
-        str0m::media::Direction::RecvOnly,
-        None,
-        None,
-        None,
-    );
-    api.apply().unwrap().0.to_sdp_string()
+    huddle_tests::str0m_offer(str0m::media::Direction::RecvOnly)
 }
 
 async fn post(url: &str, token: Option<&str>) -> (StatusCode, String, Option<String>) {

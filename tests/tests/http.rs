@@ -4,13 +4,12 @@
 //! Each test starts its own server on ephemeral loopback ports.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use huddle_server::Server;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
-use str0m::media::{Direction, MediaKind};
-use str0m::{Candidate, Rtc};
+use str0m::media::Direction;
 
 const TOKEN: &str = "s3cret";
 const SDP: &str = "application/sdp";
@@ -29,14 +28,7 @@ async fn start(token: Option<&str>) -> Server {
 
 /// A real offer from str0m with one video and one audio section in `direction`.
 fn offer(direction: Direction) -> String {
-    huddle_client::ensure_crypto_provider();
-    let mut rtc = Rtc::builder().build(Instant::now());
-    rtc.add_local_candidate(Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, direction, None, None, None);
-    api.add_media(MediaKind::Audio, direction, None, None, None);
-    let (offer, _pending) = api.apply().expect("an offer");
-    offer.to_sdp_string()
+    huddle_tests::str0m_offer(direction)
 }
 
 /// A publisher's offer (WHIP).

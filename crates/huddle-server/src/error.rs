@@ -12,6 +12,8 @@ pub enum ApiError {
     UnsupportedMediaType(String, &'static str),
     #[error("body is not UTF-8")]
     NotUtf8,
+    #[error("empty body: expected an SDP offer")]
+    EmptyOffer,
     #[error("no such session")]
     UnknownSession,
     #[error("missing bearer token")]
@@ -48,6 +50,7 @@ impl ApiError {
                 CoreError::PeerFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::UnsupportedMediaType(..) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::EmptyOffer => StatusCode::BAD_REQUEST,
             ApiError::NotUtf8 => StatusCode::BAD_REQUEST,
             ApiError::UnknownSession => StatusCode::NOT_FOUND,
             ApiError::Unauthorized | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,

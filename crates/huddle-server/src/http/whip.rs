@@ -99,6 +99,9 @@ async fn create(
     let ticket = state
         .admission
         .admit(client.0.ip(), identity.name.as_deref(), Instant::now())?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::EmptyOffer);
+    }
     let offer = String::from_utf8(body.to_vec()).map_err(|_| ApiError::NotUtf8)?;
     let answer = match endpoint {
         Endpoint::Whip => state.media.publish(room.clone(), offer).await,
