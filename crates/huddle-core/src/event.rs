@@ -70,7 +70,8 @@ pub enum Event {
         room: String,
         participant: Option<ParticipantId>,
     },
-    /// A track cannot be forwarded to a subscriber: none of its codecs were negotiated there.
+    /// A track cannot be forwarded to a subscriber: it negotiated none of the track's codecs,
+    /// or not the one (`codecs`) the publisher sends it in.
     CodecMismatch {
         subscriber: ParticipantId,
         track: TrackId,

@@ -308,6 +308,39 @@ fn codec_mismatch_is_reported() {
 }
 
 #[test]
+fn a_late_viewer_is_told_the_codec_it_cannot_take() {
+    let mut net = Net::new();
+    net.publisher("pub", "room");
+    // The publisher negotiated H264 too but sends VP8; its group of pictures is cached.
+    net.run(Duration::from_secs(1));
+    let v = net
+        .viewer_with(
+            "h264-only",
+            "room",
+            |c| c.clear_codecs().enable_h264(true),
+            |offer| offer,
+        )
+        .expect("an H264-only viewer is a valid viewer");
+    net.run(Duration::from_secs(1));
+    let told: Vec<_> = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CodecMismatch { codecs, .. } => Some(codecs.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        vec![vec![huddle_core::Codec::Vp8]],
+        "{:?}",
+        net.events
+    );
+    assert!(net.peers[v].connected);
+    assert_eq!(net.peers[v].received(MediaKind::Video).count(), 0);
+}
+
+#[test]
 fn an_offer_without_usable_media_is_refused() {
     let mut net = Net::new();
     let err = net.viewer_with(

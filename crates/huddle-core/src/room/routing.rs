@@ -3,7 +3,7 @@
 //! relayed tracks that stand in for it); members get every other track through server
 //! offers. Packets are fanned out, keyframes requested, new subscribers started on one.
 
-use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::media::{KeyframeRequestKind, MediaKind, Pt};
 use str0m::rtp::RtpPacket;
 use tracing::{debug, warn};
 
@@ -206,6 +206,21 @@ impl Room {
         }
         let layer = sub.choice.target.unwrap_or(0);
         let replay = t.layer(layer).map(|l| l.gop.replay()).unwrap_or_default();
+        if let Some(first) = replay.first()
+            && sub.map_pt(first.pt).is_none()
+        {
+            // The publisher sends a codec this subscriber did not negotiate: say so now
+            // (live packets of it are dropped quietly from here on).
+            sub.codec_mismatch = true;
+            let codecs = sent_codecs(t, first.pt);
+            warn!(%subscriber, %track, ?codecs, "subscriber cannot receive the codec the track is sent in");
+            cx.out.events.push_back(Event::CodecMismatch {
+                subscriber,
+                track,
+                codecs,
+            });
+            return;
+        }
         if !replay.is_empty() {
             debug!(%subscriber, %track, layer, packets = replay.len(), "replaying current GOP");
             sub.choice.current = Some(layer);
@@ -389,11 +404,12 @@ impl Room {
                 }
                 Forwarded::WaitingForKeyframe(layer) => needs_keyframe = Some(layer),
                 Forwarded::FirstCodecMismatch => {
-                    warn!(subscriber = %s.participant, %track, "subscriber cannot receive the track's codec");
+                    let codecs = sent_codecs(t, packet.pt);
+                    warn!(subscriber = %s.participant, %track, ?codecs, "subscriber cannot receive the codec the track is sent in");
                     cx.out.events.push_back(Event::CodecMismatch {
                         subscriber: s.participant,
                         track,
-                        codecs: t.codecs(),
+                        codecs,
                     });
                 }
                 Forwarded::Queued | Forwarded::Dropped => {}
@@ -529,4 +545,10 @@ impl Room {
         }
         self.refresh(cx);
     }
+}
+
+/// The codec a packet of `t` is sent in (all of the track's, if its payload type is unknown).
+fn sent_codecs(t: &Track, pt: Pt) -> Vec<crate::Codec> {
+    t.codec_of(pt)
+        .map_or_else(|| t.codecs(), |(codec, _)| vec![codec])
 }

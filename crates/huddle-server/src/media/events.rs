@@ -75,12 +75,12 @@ pub(super) fn on_event(sfu: &mut Sfu, shared: &Shared, e: Event) {
             let owner = sfu.track(track).and_then(|t| t.owner());
             if let Some(label) = owner.and_then(|o| registry.label(o)) {
                 let reason = format!(
-                    "your browser negotiated none of this track's codecs ({})",
+                    "it is sent in {}, a codec your browser did not negotiate",
                     codecs
                         .iter()
                         .map(|c| c.to_string())
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(" or ")
                 );
                 registry.send(
                     subscriber,
