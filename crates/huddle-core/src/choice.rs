@@ -30,6 +30,23 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in [`Reason::index`] order.
+    pub const ALL: [Reason; 8] = [
+        Reason::Best,
+        Reason::Bandwidth,
+        Reason::Settling,
+        Reason::TileSize,
+        Reason::PublisherNotSending,
+        Reason::Paused,
+        Reason::Pinned,
+        Reason::Waiting,
+    ];
+
+    /// Its place in [`Reason::ALL`] (for per-reason counters).
+    pub fn index(self) -> usize {
+        Reason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+
     /// In words, for the page and the report.
     pub fn describe(self) -> &'static str {
         match self {

@@ -32,8 +32,9 @@ pub(crate) struct Counters {
     pub packets_forwarded: u64,
     pub packets_relayed: u64,
     pub keyframe_requests_sent: u64,
-    /// Video layer changes decided (switches, pauses, resumes).
-    pub layer_switches: u64,
+    /// Video layer changes decided (switches, pauses, resumes), by the reason for the new
+    /// choice ([`crate::Reason::index`]).
+    pub layer_switches: [u64; 8],
     pub pauses: u64,
     /// NACKs from subscribers, retransmissions answering them, NACKs sent to publishers.
     pub nacks_received: u64,

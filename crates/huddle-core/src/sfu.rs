@@ -79,8 +79,9 @@ pub struct SfuStats {
     /// Packets handed to relays (once per link, whatever the viewers behind it).
     pub packets_relayed: u64,
     pub keyframe_requests_sent: u64,
-    /// Video layer changes decided for subscribers, and how many of them were pauses.
-    pub layer_switches: u64,
+    /// Video layer changes decided for subscribers, by the reason for the new choice
+    /// (indexed by [`crate::Reason::index`]), and how many of them were pauses.
+    pub layer_switches: [u64; 8],
     pub pauses: u64,
     /// NACKs received from subscribers, retransmissions sent, NACKs sent to publishers.
     pub nacks_received: u64,
@@ -108,7 +109,10 @@ impl std::ops::Add for SfuStats {
             packets_forwarded: self.packets_forwarded + b.packets_forwarded,
             packets_relayed: self.packets_relayed + b.packets_relayed,
             keyframe_requests_sent: self.keyframe_requests_sent + b.keyframe_requests_sent,
-            layer_switches: self.layer_switches + b.layer_switches,
+            layer_switches: std::array::from_fn(|i| {
+                self.layer_switches.get(i).copied().unwrap_or(0)
+                    + b.layer_switches.get(i).copied().unwrap_or(0)
+            }),
             pauses: self.pauses + b.pauses,
             nacks_received: self.nacks_received + b.nacks_received,
             retransmissions: self.retransmissions + b.retransmissions,

@@ -3,10 +3,11 @@
 
 use std::sync::OnceLock;
 
+use huddle_core::Reason;
 use metrics::{counter, describe_counter, describe_gauge, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::media::board::{Report, quantile};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The process-wide recorder (one per process, however many servers it starts).
 pub fn handle() -> Option<&'static PrometheusHandle> {
@@ -58,7 +59,7 @@ pub fn install() {
     describe_gauge!("huddle_relay_links", "Relays between media workers");
     describe_counter!(
         "huddle_layer_switches_total",
-        "Video layer changes decided for subscribers (bandwidth, tile size, publisher, pin)"
+        "Video layer changes decided for subscribers, by the reason for the new choice"
     );
     describe_counter!(
         "huddle_video_pauses_total",
@@ -101,7 +102,9 @@ pub fn publish(report: &Report, sessions: usize) {
     counter!("huddle_datagrams_unrouted_total").absolute(s.datagrams_unrouted);
     counter!("huddle_datagrams_malformed_total").absolute(s.datagrams_malformed);
     gauge!("huddle_relay_links").set(s.relay_links as f64);
-    counter!("huddle_layer_switches_total").absolute(s.layer_switches);
+    for (reason, n) in Reason::ALL.iter().zip(s.layer_switches) {
+        counter!("huddle_layer_switches_total", "reason" => reason.to_string()).absolute(n);
+    }
     counter!("huddle_video_pauses_total").absolute(s.pauses);
     counter!("huddle_nacks_received_total").absolute(s.nacks_received);
     counter!("huddle_retransmissions_total").absolute(s.retransmissions);

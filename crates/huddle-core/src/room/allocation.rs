@@ -98,7 +98,9 @@ impl Room {
             let c = &mut sub.choice;
             if c.target != d.target || c.paused != d.paused {
                 debug!(participant = %id, %track, from = ?c.target, to = ?d.target, paused = d.paused, reason = %d.reason, "layer");
-                cx.out.counters.layer_switches += 1;
+                if let Some(n) = cx.out.counters.layer_switches.get_mut(d.reason.index()) {
+                    *n += 1;
+                }
                 if d.paused && !c.paused {
                     cx.out.counters.pauses += 1;
                 }
