@@ -509,11 +509,12 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
     report('Firefox removed the tile after Leave (ms)', Date.now() - t0);
     assert.ok(Date.now() - t0 <= 2500);
   })));
+
   test('a server shutdown ends the call on the page, with its reason', { timeout: 20_000 }, async () => {
-    const { Ada } = people;
-    assert.equal(await Ada.evaluate(() => window.huddle.state), 'connected');
+    const { Fox } = people; // still in the call from the test before
+    assert.equal(await Fox.evaluate(() => window.huddle.state), 'connected');
     await server.stop();
-    const banner = await Ada.waitFor(() => window.huddle.state === 'ended'
+    const banner = await Fox.waitFor(() => window.huddle.state === 'ended'
       && [...document.querySelectorAll('.banner')].map((b) => b.textContent).join(' '), undefined,
     { timeout: 5000, interval: 100, what: 'the page to end the call' });
     report('the page says', banner);

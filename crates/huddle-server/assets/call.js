@@ -5,7 +5,7 @@
 
 import { Signaling, sections } from './signaling.js';
 import { Tile, ui } from './ui.js';
-import { sampleReceiver } from './stats.js';
+import { describeTiles, sampleCall, sampleReceiver, trackOrder } from './stats.js';
 
 /** The camera goes out as three simulcast layers (RFC 8853 rids), lowest first. */
 export const SIMULCAST = [
@@ -13,12 +13,6 @@ export const SIMULCAST = [
   { rid: 'h', scaleResolutionDownBy: 2 },
   { rid: 'f', scaleResolutionDownBy: 1 },
 ];
-
-/** Server track ids are `t<number>`, handed out in publishing order: a camera before a screen. */
-function trackOrder(entry) {
-  const n = /^t(\d+)$/.exec(entry.serverId || '');
-  return n ? Number(n[1]) : Number.MAX_SAFE_INTEGER;
-}
 
 /**
  * The camera at 960x540 if it can: big enough for three simulcast layers (Chromium sends only
@@ -618,85 +612,12 @@ export class Call {
     ui.setStatus('Disconnected');
   }
 
-  async sampleStats() {
-    if (this.statsBusy || !this.pc) return;
-    this.statsBusy = true;
-    try {
-      for (const p of this.participants.values()) {
-        const q = { video: null, audio: null, rttMs: null };
-        for (const entry of p.receivers.values()) {
-          try {
-            const s = await sampleReceiver(entry.receiver, entry.prev);
-            entry.prev = s;
-            entry.last = s;
-            if (s.kind === 'audio' && (!q.audio || s.bytesReceived > q.audio.bytesReceived)) q.audio = s;
-            if (s.rttMs != null) q.rttMs = s.rttMs;
-          } catch {
-            // the receiver went away between two samples
-          }
-        }
-        q.video = p.main ? p.main.last : null;
-        p.quality = q;
-        p.tile.setQuality(q);
-        for (const e of p.receivers.values()) {
-          if (e.kind === 'video' && e.tile && e.tile !== p.tile) e.tile.setQuality({ video: e.last, audio: null, rttMs: q.rttMs });
-        }
-      }
-    } finally {
-      this.statsBusy = false;
-    }
+  sampleStats() {
+    return sampleCall(this);
   }
 
   /** Plain data about every remote tile, for tests and debugging. */
   tiles() {
-    return [...this.participants.values()].map((p) => {
-      const q = p.quality || {};
-      const v = q.video || {};
-      const a = q.audio || {};
-      const since = (t) => (t == null ? null : Math.round(t - this.t0));
-      return {
-        participant: p.info.id,
-        name: p.info.name,
-        source: p.info.source,
-        audioMuted: !!p.info.audio_muted,
-        videoMuted: !!p.info.video_muted,
-        videoTracks: p.tile.videoStream.getVideoTracks().length,
-        audioTracks: p.tile.audioStream.getAudioTracks().length,
-        framesDecoded: v.framesDecoded || 0,
-        frameWidth: v.frameWidth || 0,
-        frameHeight: v.frameHeight || 0,
-        fps: v.fps ?? null,
-        videoKbps: v.kbps ?? null,
-        packetsLost: (v.packetsLost || 0) + (a.packetsLost || 0),
-        jitterMs: v.jitterMs ?? a.jitterMs ?? null,
-        rttMs: q.rttMs ?? null,
-        audioPackets: a.packetsReceived || 0,
-        audioKbps: a.kbps ?? null,
-        // ms since this page sent `join`
-        videoTrackAt: since(p.videoTrackAt),
-        firstDecodedAt: since(p.firstDecodedAt),
-        // first video track's ontrack → first decoded frame
-        trackToFrameMs: p.firstDecodedAt && p.videoTrackAt ? Math.round(p.firstDecodedAt - p.videoTrackAt) : null,
-        speaking: !!this.speaker && this.speaker === p.info.id,
-        // every video track, camera first; layer and reason as the server last said
-        videos: [...p.receivers.values()].filter((e) => e.kind === 'video').sort((a, b) => trackOrder(a) - trackOrder(b)).map((e) => {
-          const s = e.last || {};
-          const l = this.quality.tracks.get(e.serverId) || {};
-          return {
-            track: e.serverId,
-            screen: !!e.tile && e.tile !== p.tile,
-            framesDecoded: s.framesDecoded || 0,
-            frameWidth: s.frameWidth || 0,
-            frameHeight: s.frameHeight || 0,
-            fps: s.fps ?? null,
-            firstDecodedAt: since(e.firstDecodedAt),
-            layer: l.layer ?? null,
-            reason: l.reason ?? null,
-            paused: !!l.paused,
-            unavailable: (this.unavailable.get(e.serverId) || {}).reason || null,
-          };
-        }),
-      };
-    });
+    return describeTiles(this);
   }
 }
