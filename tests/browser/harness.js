@@ -65,9 +65,9 @@ export async function stopAll() {
   );
 }
 
-/** Starts the huddle binary on ephemeral ports; resolves once it printed its URLs. */
-export async function startServer() {
-  const proc = spawn(HUDDLE_BIN, ['--http', '127.0.0.1:0', '--udp', '127.0.0.1:0', '--no-auth'], {
+/** Starts the huddle binary on ephemeral ports (and `args`); resolves once it printed its URLs. */
+export async function startServer({ args = [] } = {}) {
+  const proc = spawn(HUDDLE_BIN, ['--http', '127.0.0.1:0', '--udp', '127.0.0.1:0', '--no-auth', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HUDDLE_TOKEN: '', RUST_LOG: process.env.RUST_LOG || 'huddle=info,huddle_server=info,huddle_core=info' },
   });

@@ -161,7 +161,7 @@ async fn churn_leaves_nothing_behind() {
         if settled.is_none() && done >= 100.min(cycles) && started.elapsed() >= STEADY_AFTER {
             settled = Some((done, rss_kib()));
         }
-        if done % 500 == 0 {
+        if done.is_multiple_of(500) {
             println!(
                 "churn: {done} cycles, {:.1} s, RSS {} KiB",
                 started.elapsed().as_secs_f64(),

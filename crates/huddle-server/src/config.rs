@@ -1,13 +1,23 @@
-//! Command line and environment configuration.
+//! The one configuration model: flags, `HUDDLE_…` environment variables and a TOML file
+//! (`--config`), in that order of precedence ([`file`] merges the file in), validated at start
+//! ([`Config::validate`]).
+
+pub mod file;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 /// How the server runs (also as `HUDDLE_…` environment variables).
 #[derive(Clone, Debug, Args)]
 pub struct Config {
+    /// A TOML file with any of these options (keys are the long flag names); flags and
+    /// environment variables override it.
+    #[arg(long, env = "HUDDLE_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address of the HTTP server (WHIP, WHEP, the call page, health).
     #[arg(long, env = "HUDDLE_HTTP", default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
@@ -26,10 +36,35 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_SPREAD_AFTER", default_value_t = 50)]
     pub spread_after: usize,
 
-    /// Address clients should send media to, when it differs from the UDP bind address
-    /// (behind NAT or in a container: the public IP). Required when binding 0.0.0.0.
+    /// Address clients send media to, when it differs from the UDP bind address (behind
+    /// 1:1 NAT or in a container: the public IP). Without it a 0.0.0.0/[::] bind advertises
+    /// an address of the host's own interfaces.
     #[arg(long, env = "HUDDLE_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
+
+    /// STUN servers handed to clients (`stun:host:port`; comma separated or repeated).
+    #[arg(long, env = "HUDDLE_STUN", value_delimiter = ',')]
+    pub stun: Vec<String>,
+
+    /// TURN servers handed to clients with time-limited credentials
+    /// (`turn:host:port?transport=udp`, `turns:…`; comma separated or repeated). Needs
+    /// --turn-secret.
+    #[arg(long, env = "HUDDLE_TURN", value_delimiter = ',')]
+    pub turn: Vec<String>,
+
+    /// The TURN server's shared secret (coturn's `static-auth-secret` with
+    /// `use-auth-secret`): credentials are made from it per session (TURN REST scheme).
+    #[arg(long, env = "HUDDLE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// How long TURN credentials stay valid (a session using TURN cannot outlive them):
+    /// 90s, 30m, 12h, 7d.
+    #[arg(long, env = "HUDDLE_TURN_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub turn_ttl: Duration,
+
+    /// Log lines as text for people or JSON for collectors (`RUST_LOG` sets the levels).
+    #[arg(long, env = "HUDDLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Secret that signs access tokens (JWT, HS256; make them with `huddle token`). Without
     /// it (and without `--token`) huddle makes one at start and prints tokens for a demo
@@ -61,6 +96,33 @@ pub struct Config {
 
     #[command(flatten)]
     pub limits: Limits,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A duration as `90s`, `30m`, `12h`, `7d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: a number and s, m, h or d"))?;
+    let secs = match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => return Err(format!("{s:?}: the unit is ms, s, m, h or d")),
+    };
+    secs.map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?}: too long"))
 }
 
 /// Every resource has a limit; each refusal says which.
@@ -109,6 +171,14 @@ pub enum ConfigError {
     OpenOnNetwork(SocketAddr),
     #[error("--no-auth is for loopback only; {0} is reachable from the network")]
     NoAuthOnNetwork(SocketAddr),
+    #[error("--public-ip {0}: clients cannot send to an unspecified or multicast address")]
+    BadPublicIp(IpAddr),
+    #[error("{0}")]
+    IceServer(#[from] crate::ice::IceUrlError),
+    #[error("--turn needs --turn-secret (HUDDLE_TURN_SECRET): the TURN server's shared secret")]
+    TurnWithoutSecret,
+    #[error("--turn-ttl must be at least a minute")]
+    TurnTtlTooShort,
 }
 
 impl Config {
@@ -123,6 +193,11 @@ impl Config {
     /// compose file gives, means none).
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// The TURN shared secret, if one is set (empty means none).
+    pub fn turn_secret(&self) -> Option<&str> {
+        self.turn_secret.as_deref().filter(|t| !t.is_empty())
     }
 
     /// The JWT secret, if one is set (empty means none).
@@ -140,6 +215,13 @@ impl Config {
         if !credentials && !loopback {
             return Err(ConfigError::OpenOnNetwork(self.http));
         }
+        if let Some(ip) = self
+            .public_ip
+            .filter(|ip| ip.is_unspecified() || ip.is_multicast())
+        {
+            return Err(ConfigError::BadPublicIp(ip));
+        }
+        crate::ice::IceServers::from_config(self)?;
         Ok(())
     }
 
@@ -147,11 +229,17 @@ impl Config {
     /// authentication.
     pub fn ephemeral() -> Self {
         Config {
+            config: None,
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             udp: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers: Some(2),
             spread_after: 50,
             public_ip: None,
+            stun: Vec::new(),
+            turn: Vec::new(),
+            turn_secret: None,
+            turn_ttl: Duration::from_secs(86_400),
+            log_format: LogFormat::Text,
             jwt_secret: None,
             token: None,
             no_auth: true,

@@ -7,6 +7,8 @@
 //! - [`signaling`]: browser rooms over a WebSocket; [`page`]: the call page, embedded.
 //! - [`udp`]: the media socket, read and written in batches.
 //! - [`health`]: `/healthz` and `/readyz`.
+//! - [`ice`]: the STUN/TURN servers handed to clients, with time-limited TURN credentials.
+//! - [`config`]: flags, environment and the TOML file, validated at start.
 //! - [`Server`]: starts both on the configured addresses, watches the media loop, and stops
 //!   them.
 
@@ -25,9 +27,11 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod ice;
 pub mod limits;
 pub mod media;
 pub mod page;
+pub mod selfcheck;
 mod serve;
 pub mod sessions;
 pub mod signaling;
@@ -54,8 +58,8 @@ pub enum StartError {
     Http(SocketAddr, std::io::Error),
     #[error("cannot bind UDP on {0}: {1}")]
     Udp(SocketAddr, std::io::Error),
-    #[error("UDP bound to {0}: clients cannot send to an unspecified address; pass --public-ip")]
-    NoAdvertisedAddress(SocketAddr),
+    #[error(transparent)]
+    NoAdvertisedAddress(#[from] selfcheck::NoAddress),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error("TLS certificate or key: {0}")]
@@ -93,6 +97,8 @@ pub struct Server {
     pub udp_addrs: Vec<SocketAddr>,
     /// The address announced in the first worker's ICE candidates.
     pub advertised: SocketAddr,
+    /// The start-up self-check: each candidate advertised, then warnings.
+    pub self_check: Vec<String>,
     media: MediaHandle,
     sessions: Sessions,
     registry: signaling::Registry,
@@ -111,6 +117,12 @@ impl Server {
     /// thread per media worker.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         config.validate()?;
+        let interfaces = if config.udp.ip().is_unspecified() && config.public_ip.is_none() {
+            selfcheck::interfaces()
+        } else {
+            Vec::new()
+        };
+        let candidate = selfcheck::choose(config.udp.ip(), config.public_ip, &interfaces)?;
         let mut sockets = Vec::new();
         for i in 0..config.worker_count() {
             let mut addr = config.udp;
@@ -121,13 +133,7 @@ impl Server {
             }
             let socket = udp::bind(addr).map_err(|e| StartError::Udp(addr, e))?;
             let bound = socket.local_addr().map_err(|e| StartError::Udp(addr, e))?;
-            let advertised = match config.public_ip {
-                Some(ip) => SocketAddr::new(ip, bound.port()),
-                None if bound.ip().is_unspecified() => {
-                    return Err(StartError::NoAdvertisedAddress(bound));
-                }
-                None => bound,
-            };
+            let advertised = SocketAddr::new(candidate.ip, bound.port());
             sockets.push((socket, bound, advertised));
         }
         let udp_addrs: Vec<SocketAddr> = sockets.iter().map(|(_, b, _)| *b).collect();
@@ -138,6 +144,10 @@ impl Server {
                 std::io::ErrorKind::InvalidInput.into(),
             ));
         };
+        let self_check = selfcheck::report(&udp_addrs, &candidate);
+        for w in &candidate.warnings {
+            tracing::warn!("self-check: {w}");
+        }
         let listener = TcpListener::bind(config.http)
             .await
             .map_err(|e| StartError::Http(config.http, e))?;
@@ -185,6 +195,7 @@ impl Server {
                 health: health.clone(),
                 access: access.clone(),
                 admission: limits::Admission::new(config.limits),
+                ice: std::sync::Arc::new(ice::IceServers::from_config(&config)?),
             },
             &config.cors_origins,
         );
@@ -201,6 +212,7 @@ impl Server {
             udp_addr,
             udp_addrs,
             advertised,
+            self_check,
             media,
             sessions,
             registry,

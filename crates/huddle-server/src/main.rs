@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use huddle_server::auth::{Claims, Grant, Signer};
+use huddle_server::config::LogFormat;
+use huddle_server::config::file::FileError;
 use huddle_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -64,14 +66,16 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                EnvFilter::new("huddle=info,huddle_server=info,huddle_core=info")
-            }),
-        )
-        .init();
-    let cli = Cli::parse();
+    // Flags over environment over the file (`--config`, HUDDLE_CONFIG) over defaults.
+    let cli: Cli = match huddle_server::config::file::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(FileError::Cli(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("huddle: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(cli.config.log_format);
     if let Some(Command::Token(t)) = cli.command {
         return print_token(&cli.config, &t);
     }
@@ -89,6 +93,17 @@ async fn main() -> std::process::ExitCode {
             eprintln!("huddle: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Log lines as text or JSON, at the levels `RUST_LOG` sets (default: info for huddle).
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("huddle=info,huddle_server=info,huddle_core=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
     }
 }
 
@@ -128,16 +143,10 @@ fn announce(server: &Server, config: &Config) {
         "  WHEP (watch):                              {}",
         server.whep_url("demo")
     );
-    println!(
-        "  media:  udp {} (advertised to clients as {})",
-        server
-            .udp_addrs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        server.advertised
-    );
+    println!("  media (self-check):");
+    for line in &server.self_check {
+        println!("          {line}");
+    }
     if server.has_dev_secret() {
         let publisher = server.issue_token("obs", "demo", vec![Grant::Publish], day);
         let viewer = server.issue_token("viewer", "demo", vec![Grant::Subscribe], day);
@@ -162,6 +171,19 @@ fn announce(server: &Server, config: &Config) {
     } else {
         println!(
             "  auth:   access tokens signed with --jwt-secret (make them with `huddle token`)"
+        );
+    }
+    let ice: Vec<&str> = config
+        .stun
+        .iter()
+        .chain(&config.turn)
+        .map(String::as_str)
+        .collect();
+    if !ice.is_empty() {
+        println!(
+            "  ICE servers for clients: {} (TURN credentials valid {} s)",
+            ice.join(", "),
+            config.turn_ttl.as_secs()
         );
     }
     println!("  health: {}/healthz", server.base_url());

@@ -33,6 +33,8 @@ pub struct AppState {
     pub health: crate::health::Health,
     pub access: Access,
     pub admission: Admission,
+    /// STUN/TURN servers for clients (WebSocket `welcome`, WHIP/WHEP `Link` headers).
+    pub ice: std::sync::Arc<crate::ice::IceServers>,
 }
 
 /// The whole HTTP interface. `cors_origins` may call the API from pages elsewhere; WHIP and
@@ -55,7 +57,10 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
                 .options(whip::options),
         )
         .layer(whip_cors)
-        .layer(axum::middleware::from_fn(whip::advertise_accepted_types));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            whip::advertise_accepted_types,
+        ));
     let origins: Vec<HeaderValue> = cors_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())

@@ -1,7 +1,7 @@
 //! WHIP (RFC 9725) and WHEP: endpoints that create sessions, and the sessions' PATCH (trickle,
 //! ICE restart) and DELETE.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -16,12 +16,22 @@ use crate::error::ApiError;
 use crate::sessions::{Endpoint, Session, etag_for};
 
 /// `Accept-Post` on the WHIP/WHEP endpoints and `Accept-Patch` on sessions, on every response
-/// (CORS preflights included, which the CORS layer answers before any route runs).
-pub(super) async fn advertise_accepted_types(request: Request, next: Next) -> Response {
-    let segments = request.uri().path().trim_matches('/').split('/').count();
-    let whip_or_whep =
-        request.uri().path().starts_with("/whip/") || request.uri().path().starts_with("/whep/");
+/// (CORS preflights included, which the CORS layer answers before any route runs — every
+/// OPTIONS, so this is where OPTIONS on an endpoint gets its `Link` headers too).
+pub(super) async fn advertise_accepted_types(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let segments = path.trim_matches('/').split('/').count();
+    let whip_or_whep = path.starts_with("/whip/") || path.starts_with("/whep/");
+    let links = (whip_or_whep && segments == 2 && request.method() == axum::http::Method::OPTIONS)
+        .then(|| options_links(&state, request.uri(), request.headers()));
     let mut response = next.run(request).await;
+    for link in links.into_iter().flatten() {
+        response.headers_mut().append(header::LINK, link);
+    }
     match (whip_or_whep, segments) {
         (true, 2) => {
             response
@@ -38,8 +48,32 @@ pub(super) async fn advertise_accepted_types(request: Request, next: Next) -> Re
     response
 }
 
+/// OPTIONS on a session.
 pub(super) async fn options() -> StatusCode {
     StatusCode::NO_CONTENT
+}
+
+/// The ICE servers for OPTIONS on a WHIP/WHEP endpoint (RFC 9725 §4.6), so a client can
+/// configure its peer connection before it makes the offer: TURN credentials only for a
+/// request whose token may use this endpoint (or on an open server), STUN for anyone.
+fn options_links(state: &AppState, uri: &axum::http::Uri, headers: &HeaderMap) -> Vec<HeaderValue> {
+    let grant = match endpoint_of(uri) {
+        Endpoint::Whip => Grant::Publish,
+        Endpoint::Whep => Grant::Subscribe,
+    };
+    let room = uri
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .nth(1)
+        .unwrap_or_default();
+    match state.access.check(bearer(headers), Some(room), grant) {
+        Ok(identity) => state.ice.link_headers(
+            identity.name.as_deref().unwrap_or("anonymous"),
+            SystemTime::now(),
+        ),
+        Err(_) => state.ice.stun_link_headers(),
+    }
 }
 
 pub(super) async fn whip_post(
@@ -120,7 +154,7 @@ async fn create(
     });
     let location = format!("/{}/{room}/{id}", endpoint.path());
     tracing::info!(%room, session = %id, participant = %answer.participant, "{} session created", endpoint.path());
-    Ok((
+    let mut response = (
         StatusCode::CREATED,
         [
             (header::CONTENT_TYPE, SDP.to_owned()),
@@ -129,7 +163,15 @@ async fn create(
         ],
         answer.sdp,
     )
-        .into_response())
+        .into_response();
+    // TURN usernames name the token's identity, else the participant (never the session id,
+    // which the username would carry in clear to the TURN server).
+    let participant = answer.participant.to_string();
+    let turn_identity = identity.name.as_deref().unwrap_or(&participant);
+    for link in state.ice.link_headers(turn_identity, SystemTime::now()) {
+        response.headers_mut().append(header::LINK, link);
+    }
+    Ok(response)
 }
 
 /// A session's URL takes the credential that created it (open servers: any).

@@ -223,10 +223,14 @@ async fn handle(
             let (label, participants) = state.registry.join(room, name, outbox);
             info!(%room, %label, name, "member joined");
             me.label = Some(label.clone());
+            let turn_identity = me.identity.name.as_deref().unwrap_or(&label);
+            let ice_servers = state
+                .ice
+                .for_client(turn_identity, std::time::SystemTime::now());
             Some(ServerMessage::Welcome {
                 id: label,
                 participants,
-                ice_servers: Vec::new(),
+                ice_servers,
             })
         }
         ClientMessage::Offer { sdp } => {
