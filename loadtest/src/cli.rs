@@ -6,7 +6,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use huddle_client::LeanReceive;
+
 use crate::floor::{self, Floor, FloorLimits};
+use crate::janus::JanusProcess;
 use crate::report::{BroadcastReport, write_json};
 use crate::scenario::ramp::{RampOptions, RampReport};
 use crate::scenario::{MediaShape, RunOptions, broadcast, meeting, ramp};
@@ -67,6 +70,29 @@ pub struct Common {
     /// No progress line.
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// Lean viewers: count every packet from its cleartext RTP header, decrypt and check
+    /// only one in --lean-sample per SSRC; no NACK negotiated.
+    #[arg(long, global = true)]
+    pub lean_viewers: bool,
+    /// With --lean-viewers: decrypt and check one packet in this many per SSRC.
+    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub lean_sample: u32,
+    /// With --lean-viewers: once media flows, each viewer reads its socket every this many
+    /// ms (recvmmsg, kernel receive timestamps); 0 reads on every wake-up.
+    #[arg(long, global = true, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub lean_read_ms: u64,
+    /// The janus binary for --sut janus (default: `janus` on PATH; Debian package `janus`).
+    #[arg(long, global = true)]
+    pub janus_bin: Option<PathBuf>,
+}
+
+/// A system under test the harness can start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SutKind {
+    /// huddle (the binary next to this one, or --huddle-bin; --url for a running one).
+    Huddle,
+    /// Janus VideoRoom (Debian's janus, started on loopback with its own config).
+    Janus,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -86,6 +112,17 @@ pub enum Cmd {
     Broadcast {
         #[arg(long, default_value_t = 50)]
         viewers: usize,
+        /// Systems under test, comma-separated (`huddle,janus`): each round runs the
+        /// broadcast on each of them in turn, each freshly started, with the same peers.
+        #[arg(long, value_delimiter = ',', default_value = "huddle")]
+        sut: Vec<SutKind>,
+        /// How many times to go through --sut (huddle, janus, huddle, janus, … for 2).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
+        /// Join storm: viewers join at this many per second, paced, instead of
+        /// --connect-concurrency at a time.
+        #[arg(long, value_parser = parse_rate)]
+        join_rate: Option<f64>,
     },
     /// Add viewers step by step until loss > --max-loss, the server saturates one core, or
     /// the harness cannot keep up; report the knee.
@@ -136,6 +173,14 @@ pub enum Cmd {
     },
 }
 
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("rate {s:?}: {e}"))?;
+    if !(v > 0.0 && v <= 100_000.0) {
+        return Err(format!("rate {s:?} must be in (0, 100000]"));
+    }
+    Ok(v)
+}
+
 fn parse_bitrate(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, mul) = match s.chars().last() {
@@ -171,6 +216,34 @@ impl Common {
             } else {
                 self.harness_threads as f64
             },
+            lean: self.lean_viewers.then_some(LeanReceive {
+                sample_one_in: self.lean_sample,
+                read_interval: Duration::from_millis(self.lean_read_ms),
+            }),
+            join_rate: None,
+        }
+    }
+
+    /// Starts `kind` (huddle may also be `--url`).
+    pub async fn start(&self, kind: SutKind) -> Result<Box<dyn Sut>, String> {
+        match kind {
+            SutKind::Huddle => self.sut().await,
+            SutKind::Janus => {
+                if self.pin_server.is_some() && which_taskset().is_none() {
+                    return Err("--pin-server needs taskset (util-linux)".into());
+                }
+                let j = JanusProcess::start(self.janus_bin.as_deref(), self.pin_server)
+                    .await
+                    .map_err(|e| format!("janus: {e}"))?;
+                eprintln!(
+                    "started janus (pid {}{})",
+                    j.pid().unwrap_or(0),
+                    self.pin_server
+                        .map(|c| format!(", pinned to CPU {c}"))
+                        .unwrap_or_default()
+                );
+                Ok(Box::new(j))
+            }
         }
     }
 
@@ -222,14 +295,31 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
     let c = &cli.common;
     let opts = c.run_options();
     match &cli.command {
-        Cmd::Broadcast { viewers } => {
-            let mut sut = c.sut().await?;
-            let r = broadcast::run(sut.as_ref(), *viewers, &opts, c.harness_threads).await;
-            sut.stop();
-            let r = r?;
-            r.print();
-            if let Some(p) = &c.json {
-                write_json(p, &r)?;
+        Cmd::Broadcast {
+            viewers,
+            sut,
+            rounds,
+            join_rate,
+        } => {
+            let opts = RunOptions {
+                join_rate: *join_rate,
+                ..opts
+            };
+            if sut.len() == 1 && *rounds == 1 {
+                let mut s = c.start(sut[0]).await?;
+                let r = broadcast::run(s.as_ref(), *viewers, &opts, c.harness_threads).await;
+                s.stop();
+                let r = r?;
+                r.print();
+                if let Some(p) = &c.json {
+                    write_json(p, &r)?;
+                }
+            } else {
+                let cmp = crate::compare::run(c, sut, *rounds, *viewers, &opts).await?;
+                cmp.print();
+                if let Some(p) = &c.json {
+                    write_json(p, &cmp)?;
+                }
             }
         }
         Cmd::Ramp {

@@ -4,10 +4,14 @@
 //! - [`scenario`]: `broadcast` (1 → N), `ramp` (N grows until a limit), `meeting` (R rooms × N participants over the room WebSocket).
 //! - [`procstat`]: server and harness CPU time and RSS from `/proc`.
 //! - [`floor`]: the per-packet hardware floor (AES-128-GCM seal + batched UDP send).
+//! - [`sut`]: huddle (WHIP/WHEP) as the system under test; [`janus`]: Janus's VideoRoom.
+//! - [`compare`]: `broadcast --sut huddle,janus`, interleaved runs side by side.
 //! - [`report`], [`plot`]: tables, JSON and the ramp SVG.
 
 pub mod cli;
+pub mod compare;
 pub mod floor;
+pub mod janus;
 pub mod plot;
 pub mod procstat;
 pub mod report;

@@ -48,6 +48,9 @@ pub struct BroadcastReport {
     pub scenario: &'static str,
     pub sut: String,
     pub media: crate::scenario::MediaShape,
+    /// Lean viewers: one packet in this many per SSRC decrypted and checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lean_sample_one_in: Option<u32>,
     pub harness_threads: usize,
     pub window: Window,
     pub joins: Joins,
@@ -86,6 +89,12 @@ pub fn print_window(w: &Window) {
         "forwarded packets/s",
         format!("{:.0}", w.forwarded_packets_per_s),
     );
+    if w.packets_checked != w.packets_received {
+        row(
+            "decrypted and checked (sample)",
+            format!("{} of {}", w.packets_checked, w.packets_received),
+        );
+    }
     row(
         "loss",
         format!(
@@ -127,6 +136,12 @@ pub fn print_window(w: &Window) {
     );
     row("harness CPU", fmt_pct(w.harness_cpu_pct));
     row(
+        "harness CPU per received packet",
+        w.harness_cpu_us_per_received_packet
+            .map(|u| format!("{u:.2} µs"))
+            .unwrap_or_else(|| "n/a".into()),
+    );
+    row(
         "machine CPU / of it other processes",
         format!(
             "{} / {}",
@@ -146,6 +161,11 @@ impl BroadcastReport {
             self.media.fps,
             self.media.codec
         );
+        if let Some(n) = self.lean_sample_one_in {
+            println!(
+                "  lean viewers: counted from RTP headers, 1 in {n} per SSRC decrypted and checked"
+            );
+        }
         print_window(&self.window);
         print_joins(&self.joins, "POST");
         print_memory(&self.memory);
@@ -156,20 +176,33 @@ impl BroadcastReport {
     }
 }
 
-/// Joins that worked, and the join time from `start` (POST or join message) to first media.
+/// Joins that worked, the join time from `start` (POST or join message) to first media, and
+/// for WHEP-style joins the signalling time and a join storm's rates.
 pub fn print_joins(j: &Joins, start: &str) {
     let row = |k: String, v: String| println!("  {k:<34} {v}");
+    let pct = |p: &Percentiles| {
+        format!(
+            "{:.0} / {:.0} / {:.0} ms (max {:.0}, {} samples)",
+            p.p50, p.p95, p.p99, p.max, p.samples
+        )
+    };
     row(
         "joins ok / attempted".into(),
         format!("{} / {}", j.attempted - j.failed, j.attempted),
     );
-    row(
-        format!("join time ({start}→first media) p50/p95"),
-        format!(
-            "{:.0} / {:.0} ms (max {:.0}, {} samples)",
-            j.join_ms.p50, j.join_ms.p95, j.join_ms.max, j.join_ms.samples
-        ),
-    );
+    if let Some(s) = &j.storm {
+        row(
+            "join storm: offered / started / ok".into(),
+            format!(
+                "{:.0} / {:.0} / {:.0} joins/s (first POST → last answer {:.2} s)",
+                s.offered_per_s, s.started_per_s, s.achieved_per_s, s.seconds
+            ),
+        );
+    }
+    if j.signal_ms.samples > 0 {
+        row(format!("{start}→answer p50/p95/p99"), pct(&j.signal_ms));
+    }
+    row(format!("{start}→first media p50/p95/p99"), pct(&j.join_ms));
 }
 
 pub fn print_join_errors(j: &Joins) {

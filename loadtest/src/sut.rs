@@ -1,27 +1,51 @@
-//! The system under test: where to publish and view, and which process to measure.
+//! The system under test: how peers publish and view, and which process to measure.
 //!
-//! [`Sut`] is all a scenario needs, so another SFU can be driven by implementing it.
+//! [`Sut`] is all a scenario needs, so another SFU can be driven by implementing it: huddle
+//! speaks WHIP/WHEP ([`ExternalHuddle`], [`HuddleProcess`]); Janus's VideoRoom has its own
+//! HTTP API ([`crate::janus::JanusProcess`]).
 
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Something that forwards WebRTC media from WHIP publishers to WHEP viewers.
+use huddle_client::{ClientError, ClientOptions, Publisher, Viewer};
+
+/// Why a publish or view did not work.
+#[derive(Debug, thiserror::Error)]
+pub enum SutError {
+    /// The WebRTC client failed (signalling over HTTP, SDP, ICE/DTLS).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Janus's HTTP API refused or broke its protocol.
+    #[error("Janus: {0}")]
+    Janus(#[from] crate::janus::JanusError),
+    /// The scenario asked for something this SUT does not have (a room without publisher…).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// What [`Sut`]'s operations return: owned, so scenarios can spawn them.
+pub type SutFuture<T> = Pin<Box<dyn Future<Output = Result<T, SutError>> + Send + 'static>>;
+
+/// Something that forwards WebRTC media from publishers to viewers.
 pub trait Sut: Send + Sync {
     /// Short name for reports.
     fn name(&self) -> &str;
-    /// The WHIP endpoint of `room`.
-    fn whip_url(&self, room: &str) -> String;
-    /// The WHEP endpoint of `room`.
-    fn whep_url(&self, room: &str) -> String;
-    /// The room WebSocket of `room` (`ws://…/rooms/{room}/ws`); by default derived from
-    /// the WHIP URL (`http://host:port/whip/{room}`).
-    fn room_ws_url(&self, room: &str) -> String {
-        let whip = self.whip_url(room);
-        let base = whip.strip_suffix(&format!("/whip/{room}")).unwrap_or(&whip);
-        // http → ws, https → wss.
-        format!("{}/rooms/{room}/ws", base.replacen("http", "ws", 1))
+    /// Connects a publisher into `room` (huddle: WHIP).
+    fn publish(&self, room: &str, opts: ClientOptions) -> SutFuture<Publisher>;
+    /// Connects a viewer of `room`'s publisher (huddle: WHEP). The viewer's
+    /// [`Viewer::signaled_at`] is when signalling completed.
+    fn view(&self, room: &str, opts: ClientOptions) -> SutFuture<Viewer>;
+    /// Releases what the SUT still holds for `room` once its peers are closed.
+    fn end_room(&self, _room: &str) -> SutFuture<()> {
+        Box::pin(async { Ok(()) })
+    }
+    /// huddle's room WebSocket of `room` (`ws://…/rooms/{room}/ws`), if the SUT has one.
+    fn room_ws_url(&self, _room: &str) -> Option<String> {
+        None
     }
     /// The process whose CPU and memory are measured, if known.
     fn pid(&self) -> Option<u32>;
@@ -29,10 +53,39 @@ pub trait Sut: Send + Sync {
     fn stop(&mut self);
 }
 
+/// huddle's endpoints under `base` (`http://host:port`): WHIP, WHEP and the room WebSocket.
+#[derive(Clone, Debug)]
+struct HuddleUrls {
+    base: String,
+}
+
+impl HuddleUrls {
+    fn new(base: &str) -> Self {
+        HuddleUrls {
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn publish(&self, room: &str, opts: ClientOptions) -> SutFuture<Publisher> {
+        let url = format!("{}/whip/{room}", self.base);
+        Box::pin(async move { Ok(Publisher::connect(&url, opts).await?) })
+    }
+
+    fn view(&self, room: &str, opts: ClientOptions) -> SutFuture<Viewer> {
+        let url = format!("{}/whep/{room}", self.base);
+        Box::pin(async move { Ok(Viewer::connect(&url, opts).await?) })
+    }
+
+    fn room_ws_url(&self, room: &str) -> String {
+        // http → ws, https → wss.
+        format!("{}/rooms/{room}/ws", self.base.replacen("http", "ws", 1))
+    }
+}
+
 /// A huddle server that is already running (`--url`), not started or stopped by us.
 #[derive(Debug)]
 pub struct ExternalHuddle {
-    base: String,
+    urls: HuddleUrls,
     pid: Option<u32>,
 }
 
@@ -40,7 +93,7 @@ impl ExternalHuddle {
     /// `base` is `http://host:port`; `pid` (`--server-pid`) enables CPU/RSS measurement.
     pub fn new(base: &str, pid: Option<u32>) -> Self {
         ExternalHuddle {
-            base: base.trim_end_matches('/').to_owned(),
+            urls: HuddleUrls::new(base),
             pid,
         }
     }
@@ -50,11 +103,14 @@ impl Sut for ExternalHuddle {
     fn name(&self) -> &str {
         "huddle (external)"
     }
-    fn whip_url(&self, room: &str) -> String {
-        format!("{}/whip/{room}", self.base)
+    fn publish(&self, room: &str, opts: ClientOptions) -> SutFuture<Publisher> {
+        self.urls.publish(room, opts)
     }
-    fn whep_url(&self, room: &str) -> String {
-        format!("{}/whep/{room}", self.base)
+    fn view(&self, room: &str, opts: ClientOptions) -> SutFuture<Viewer> {
+        self.urls.view(room, opts)
+    }
+    fn room_ws_url(&self, room: &str) -> Option<String> {
+        Some(self.urls.room_ws_url(room))
     }
     fn pid(&self) -> Option<u32> {
         self.pid
@@ -66,7 +122,7 @@ impl Sut for ExternalHuddle {
 #[derive(Debug)]
 pub struct HuddleProcess {
     child: Option<Child>,
-    base: String,
+    urls: HuddleUrls,
     pid: u32,
 }
 
@@ -87,7 +143,7 @@ pub fn default_huddle_bin() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-fn free_tcp_port() -> std::io::Result<u16> {
+pub(crate) fn free_tcp_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -129,10 +185,10 @@ impl HuddleProcess {
         let pid = child.id();
         let mut me = HuddleProcess {
             child: Some(child),
-            base: format!("http://{http}"),
+            urls: HuddleUrls::new(&format!("http://{http}")),
             pid,
         };
-        if let Err(e) = wait_healthy(&me.base, Duration::from_secs(20)).await {
+        if let Err(e) = wait_healthy(&me.urls.base, Duration::from_secs(20)).await {
             me.stop();
             return Err(e);
         }
@@ -140,7 +196,7 @@ impl HuddleProcess {
     }
 
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.urls.base
     }
 }
 
@@ -170,11 +226,14 @@ impl Sut for HuddleProcess {
     fn name(&self) -> &str {
         "huddle"
     }
-    fn whip_url(&self, room: &str) -> String {
-        format!("{}/whip/{room}", self.base)
+    fn publish(&self, room: &str, opts: ClientOptions) -> SutFuture<Publisher> {
+        self.urls.publish(room, opts)
     }
-    fn whep_url(&self, room: &str) -> String {
-        format!("{}/whep/{room}", self.base)
+    fn view(&self, room: &str, opts: ClientOptions) -> SutFuture<Viewer> {
+        self.urls.view(room, opts)
+    }
+    fn room_ws_url(&self, room: &str) -> Option<String> {
+        Some(self.urls.room_ws_url(room))
     }
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|_| self.pid)

@@ -112,7 +112,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("session {}", publisher.session_url());
+    println!("session {}", publisher.session_url().unwrap_or("-"));
     if let Err(e) = publisher.wait_connected(Duration::from_secs(15)).await {
         eprintln!("error: {e}");
         let _ = publisher.close().await;

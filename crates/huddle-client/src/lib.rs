@@ -13,21 +13,24 @@
 //! With [`VideoSource::Clip`] the publisher instead sends a real, decodable VP8 clip
 //! ([`clip`]) in a loop, with Opus silence, so a browser viewer can decode it.
 
+mod batch_recv;
 pub mod clip;
 mod error;
 pub mod http;
+mod lean;
 pub mod media;
 mod offer;
 mod options;
 mod peer;
 mod publisher;
 mod room;
+mod socket;
 mod stats;
 mod viewer;
 
 pub use error::ClientError;
 pub use media::is_keyframe_start;
-pub use options::{ClientOptions, VideoCodec, VideoSource};
+pub use options::{ClientOptions, LEAN_SETTLE, LeanReceive, VideoCodec, VideoSource};
 pub use publisher::Publisher;
 pub use room::RoomMember;
 pub use stats::{ChatMessage, MemberStats, PublisherStats, StreamStats, ViewerStats};

@@ -1,11 +1,13 @@
 //! Offer/answer set-up: build the str0m `Rtc`, POST its offer, apply the answer.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::PayloadParams;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::{CodecConfig, PayloadParams};
 use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 
@@ -35,8 +37,46 @@ pub(crate) fn build_rtc(opts: &ClientOptions, publish: bool) -> Rtc {
     } else {
         // str0m's default video codecs, as a browser would offer: VP8, VP9, H264, AV1.
         cfg = cfg.enable_h265(false).enable_h266(false);
+        if opts.lean.is_some() {
+            lean_codecs(cfg.codec_config());
+            cfg = cfg.set_extension_map(lean_extensions());
+        }
     }
     cfg.build(Instant::now())
+}
+
+/// A lean viewer's codecs: the same, without RTX and without `nack` and `transport-cc`
+/// feedback (PLI and FIR stay). It must not ask for, nor be sent again, the packets it
+/// does not decrypt, and its transport-wide feedback would report them lost.
+fn lean_codecs(codecs: &mut CodecConfig) {
+    let params: Vec<PayloadParams> = codecs.params().to_vec();
+    codecs.clear();
+    for p in params {
+        let spec = p.spec();
+        codecs.add_config(
+            p.pt(),
+            None,
+            spec.codec,
+            spec.clock_rate,
+            spec.channels,
+            spec.format,
+        );
+    }
+    for p in codecs.iter_mut() {
+        p.set_fb_nack(false);
+        p.set_fb_transport_cc(false);
+    }
+}
+
+/// str0m's standard header extensions without transport-wide sequence numbers.
+fn lean_extensions() -> ExtensionMap {
+    let mut map = ExtensionMap::empty();
+    for (id, ext) in ExtensionMap::standard().iter() {
+        if *ext != Extension::TransportSequenceNumber {
+            map.set(id, ext.clone());
+        }
+    }
+    map
 }
 
 /// Polls until `Timeout` on an `Rtc` that has no remote yet (nothing can be sent).
@@ -52,17 +92,16 @@ pub(crate) fn drain_idle(rtc: &mut Rtc) -> Result<(), RtcError> {
 pub(crate) struct Negotiated {
     pub rtc: Rtc,
     pub socket: UdpSocket,
-    pub session: SessionCreated,
+    /// The WHIP/WHEP session; `None` when another signalling carried the SDP.
+    pub session: Option<SessionCreated>,
+    /// When the answer arrived (or, answering, when it was delivered).
+    pub signaled_at: Instant,
     pub audio_mid: Option<Mid>,
     pub video_mid: Option<Mid>,
 }
 
-/// Binds a socket, makes the offer, POSTs it and applies the answer.
-pub(crate) async fn negotiate(
-    url: &str,
-    opts: &ClientOptions,
-    publish: bool,
-) -> Result<Negotiated, ClientError> {
+/// A socket on `opts.bind_ip` and an `Rtc` with its host candidate, before any SDP.
+async fn prepare(opts: &ClientOptions, publish: bool) -> Result<(Rtc, UdpSocket), ClientError> {
     let socket = UdpSocket::bind(SocketAddr::new(opts.bind_ip, 0)).await?;
     let local = socket.local_addr()?;
     let mut rtc = build_rtc(opts, publish);
@@ -70,7 +109,18 @@ pub(crate) async fn negotiate(
         .map_err(|e| ClientError::Protocol(format!("host candidate {local}: {e}")))?;
     rtc.add_local_candidate(cand);
     drain_idle(&mut rtc)?;
+    Ok((rtc, socket))
+}
 
+/// An offer with sendonly (publish) or recvonly m-lines, as `opts` asks.
+struct Offer {
+    sdp: String,
+    pending: SdpPendingOffer,
+    audio_mid: Option<Mid>,
+    video_mid: Option<Mid>,
+}
+
+fn make_offer(rtc: &mut Rtc, opts: &ClientOptions, publish: bool) -> Result<Offer, ClientError> {
     let dir = if publish {
         Direction::SendOnly
     } else {
@@ -86,19 +136,38 @@ pub(crate) async fn negotiate(
     let (offer, pending): (_, SdpPendingOffer) = api
         .apply()
         .ok_or_else(|| ClientError::Protocol("nothing to offer: no audio and no video".into()))?;
-    drain_idle(&mut rtc)?;
-
-    let mut offer = offer.to_sdp_string();
+    drain_idle(rtc)?;
+    let mut sdp = offer.to_sdp_string();
     if opts.obs_like {
-        offer = strip_candidates(&offer);
+        sdp = strip_candidates(&sdp);
     }
-    let session = post_offer(url, offer, opts.token.as_deref(), opts.http_timeout).await?;
+    Ok(Offer {
+        sdp,
+        pending,
+        audio_mid,
+        video_mid,
+    })
+}
 
-    let applied = SdpAnswer::from_sdp_string(&session.answer)
-        .map_err(|e| ClientError::Protocol(format!("unparsable answer SDP: {e}")))
-        .and_then(|answer| Ok(rtc.sdp_api().accept_answer(pending, answer)?))
-        .and_then(|()| Ok(drain_idle(&mut rtc)?));
-    if let Err(e) = applied {
+fn apply_answer(rtc: &mut Rtc, pending: SdpPendingOffer, answer: &str) -> Result<(), ClientError> {
+    let answer = SdpAnswer::from_sdp_string(answer)
+        .map_err(|e| ClientError::Protocol(format!("unparsable answer SDP: {e}")))?;
+    rtc.sdp_api().accept_answer(pending, answer)?;
+    drain_idle(rtc)?;
+    Ok(())
+}
+
+/// Binds a socket, makes the offer, POSTs it and applies the answer.
+pub(crate) async fn negotiate(
+    url: &str,
+    opts: &ClientOptions,
+    publish: bool,
+) -> Result<Negotiated, ClientError> {
+    let (mut rtc, socket) = prepare(opts, publish).await?;
+    let offer = make_offer(&mut rtc, opts, publish)?;
+    let session = post_offer(url, offer.sdp, opts.token.as_deref(), opts.http_timeout).await?;
+    let signaled_at = Instant::now();
+    if let Err(e) = apply_answer(&mut rtc, offer.pending, &session.answer) {
         // Don't leave a half-made session on the server.
         let _ = delete_session(
             &session.session_url,
@@ -111,9 +180,65 @@ pub(crate) async fn negotiate(
     Ok(Negotiated {
         rtc,
         socket,
-        session,
-        audio_mid,
-        video_mid,
+        session: Some(session),
+        signaled_at,
+        audio_mid: offer.audio_mid,
+        video_mid: offer.video_mid,
+    })
+}
+
+/// Like [`negotiate`], but the offer goes to `exchange`, which returns the answer SDP.
+pub(crate) async fn negotiate_with<F, Fut>(
+    opts: &ClientOptions,
+    publish: bool,
+    exchange: F,
+) -> Result<Negotiated, ClientError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<String, ClientError>>,
+{
+    let (mut rtc, socket) = prepare(opts, publish).await?;
+    let offer = make_offer(&mut rtc, opts, publish)?;
+    let answer = exchange(offer.sdp).await?;
+    let signaled_at = Instant::now();
+    apply_answer(&mut rtc, offer.pending, &answer)?;
+    Ok(Negotiated {
+        rtc,
+        socket,
+        session: None,
+        signaled_at,
+        audio_mid: offer.audio_mid,
+        video_mid: offer.video_mid,
+    })
+}
+
+/// The remote offers (receiving side): accepts `offer`, hands the answer SDP to `deliver`.
+pub(crate) async fn answer_offer<F, Fut>(
+    opts: &ClientOptions,
+    offer: &str,
+    deliver: F,
+) -> Result<Negotiated, ClientError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<(), ClientError>>,
+{
+    let (mut rtc, socket) = prepare(opts, false).await?;
+    let offer = SdpOffer::from_sdp_string(offer)
+        .map_err(|e| ClientError::Protocol(format!("unparsable offer SDP: {e}")))?;
+    let answer = rtc.sdp_api().accept_offer(offer)?;
+    drain_idle(&mut rtc)?;
+    let mut sdp = answer.to_sdp_string();
+    if opts.obs_like {
+        sdp = strip_candidates(&sdp);
+    }
+    deliver(sdp).await?;
+    Ok(Negotiated {
+        rtc,
+        socket,
+        session: None,
+        signaled_at: Instant::now(),
+        audio_mid: None,
+        video_mid: None,
     })
 }
 

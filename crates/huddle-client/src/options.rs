@@ -58,6 +58,44 @@ pub struct ClientOptions {
     pub request_keyframes: bool,
     /// Timeout for each HTTP request (POST/DELETE).
     pub http_timeout: Duration,
+    /// Viewer: count packets from their cleartext RTP headers and decrypt and check only a
+    /// sample ([`LeanReceive`]); `None` decrypts and checks every packet.
+    pub lean: Option<LeanReceive>,
+}
+
+/// How a lean viewer samples and reads: see [`ClientOptions::lean`].
+///
+/// ICE, DTLS and RTCP go through str0m as usual. Every incoming RTP packet is counted from
+/// its header (SSRC, sequence number: received packets, gaps, duplicates) without being
+/// decrypted; one in `sample_one_in` per SSRC — and every video packet until a keyframe
+/// start has been decrypted — goes to str0m to be decrypted and checked byte for byte, and
+/// gives the latency samples. The viewer offers neither NACK nor RTX, so the server does not
+/// retransmit what it skipped, nor transport-wide congestion feedback, which would report
+/// the skipped packets lost; its receiver reports describe the sample only.
+///
+/// Once media flows (connected for [`LEAN_SETTLE`] and a keyframe seen), the viewer stops
+/// waking up for every datagram: it reads its socket every `read_interval` with `recvmmsg`,
+/// and takes arrival times from the kernel's receive timestamps, so latency and join times
+/// do not include that wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LeanReceive {
+    /// Decrypt one packet in this many per SSRC (at least 1).
+    pub sample_one_in: u32,
+    /// How often the socket is read once media flows; zero reads on every wake-up.
+    pub read_interval: Duration,
+}
+
+/// How long a lean viewer reads on every wake-up after connecting (a server's GOP replay
+/// arrives in that time) before it reads every `read_interval`.
+pub const LEAN_SETTLE: Duration = Duration::from_secs(1);
+
+impl Default for LeanReceive {
+    fn default() -> Self {
+        LeanReceive {
+            sample_one_in: 16,
+            read_interval: Duration::from_millis(50),
+        }
+    }
 }
 
 impl Default for ClientOptions {
@@ -75,6 +113,7 @@ impl Default for ClientOptions {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             request_keyframes: true,
             http_timeout: Duration::from_secs(10),
+            lean: None,
         }
     }
 }

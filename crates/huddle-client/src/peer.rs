@@ -21,20 +21,27 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval, sleep_until};
 
+use crate::batch_recv::{BATCH, Buffers, DATAGRAM_MAX, Datagram};
 use crate::clip::{CLIP_FPS, ClipPlayer, OPUS_SILENCE};
 use crate::error::ClientError;
+use crate::lean::{Kind, LeanCounter, Verdict};
 use crate::media::{
     AudioGenerator, VideoFrame, VideoGenerator, is_keyframe_start, now_us, verify_payload,
 };
 use crate::offer::{Negotiated, negotiated_pt};
-use crate::options::{ClientOptions, VideoCodec, VideoSource};
+use crate::options::{ClientOptions, LEAN_SETTLE, VideoCodec, VideoSource};
 use crate::room::MemberShared;
+use crate::socket::PeerSocket;
 use crate::stats::{ChatMessage, PublisherStats, Received, StreamTracker, ViewerStats};
 
 /// How long `close` waits for the drive task to send its goodbyes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Least time between two PLIs a viewer sends while it waits for a keyframe.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
+/// Most datagrams read without waiting after the socket became readable.
+const RECV_BATCH: usize = 64;
+/// Most `recvmmsg` batches read per tick by a polled lean viewer.
+const MAX_BATCHES_PER_TICK: usize = 128;
 
 /// Locks a mutex, ignoring poisoning (stats stay usable after a panic elsewhere).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -201,14 +208,26 @@ pub(crate) struct ViewState {
     request_keyframes: bool,
     last_pli: Option<Instant>,
     shared: Arc<Mutex<ViewerShared>>,
+    /// Lean viewers: header counting and sampling ([`crate::LeanReceive`]).
+    lean: Option<LeanCounter>,
+    /// Lean viewers: read the socket on this tick once media flows (zero: never).
+    read_interval: Duration,
 }
 
 impl ViewState {
     pub fn new(opts: &ClientOptions, shared: Arc<Mutex<ViewerShared>>) -> Self {
+        let lean = opts.lean.map(|l| {
+            let mut s = lock(&shared);
+            s.audio.set_lean();
+            s.video.set_lean();
+            LeanCounter::new(l.sample_one_in)
+        });
         ViewState {
             request_keyframes: opts.request_keyframes,
             last_pli: None,
             shared,
+            lean,
+            read_interval: opts.lean.map(|l| l.read_interval).unwrap_or_default(),
         }
     }
 }
@@ -255,6 +274,28 @@ pub(crate) enum Control {
     Chat(String),
 }
 
+/// The next instant on a process-wide grid of `period`: every polled viewer of a process
+/// reads on the same ticks, so the runtime wakes up once for all of them.
+fn aligned_start(period: Duration) -> tokio::time::Instant {
+    static BASE: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(tokio::time::Instant::now);
+    let now = tokio::time::Instant::now();
+    let period_ns = period.as_nanos().max(1);
+    let ticks = now.duration_since(base).as_nanos() / period_ns + 1;
+    let offset = u64::try_from(ticks * period_ns).unwrap_or(u64::MAX);
+    base + Duration::from_nanos(offset)
+}
+
+/// The next tick, or never without an interval.
+async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
+    match tick {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The next control message, or never if there is no channel.
 async fn next_control(rx: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
     match rx {
@@ -289,9 +330,13 @@ impl PeerHandle {
         let (connected_tx, connected_rx) = watch::channel(false);
         let driver = Driver {
             rtc,
-            socket,
+            socket: PeerSocket::Woken(socket),
             local,
             role,
+            connected_at: None,
+            batch: None,
+            arrival: None,
+            timeout: Instant::now(),
             connected: false,
             connected_tx,
             buf: vec![0; 2048],
@@ -351,23 +396,26 @@ enum PliTarget {
 /// Key of `MemberShared::received` for packets whose m-line has no msid stream id.
 const UNKNOWN_PARTICIPANT: &str = "?";
 
-/// Records a received packet; whether a PLI should be sent (video before any keyframe).
+/// Records a received packet (`checked_only`: a lean sample, already counted from its
+/// header); whether a PLI should be sent (video before any keyframe).
 fn record(
     s: &mut ViewerShared,
     received: Received,
     is_audio: bool,
     request_keyframes: bool,
     last_pli: Option<Instant>,
+    checked_only: bool,
 ) -> bool {
-    if is_audio {
-        s.audio.record(received);
-        false
+    let tracker = if is_audio { &mut s.audio } else { &mut s.video };
+    if checked_only {
+        tracker.record_check(received);
     } else {
-        s.video.record(received);
-        request_keyframes
-            && s.video.stats.first_keyframe_at.is_none()
-            && last_pli.is_none_or(|t| received.at - t >= PLI_INTERVAL)
+        tracker.record(received);
     }
+    !is_audio
+        && request_keyframes
+        && s.video.stats.first_keyframe_at.is_none()
+        && last_pli.is_none_or(|t| received.at - t >= PLI_INTERVAL)
 }
 
 /// A chat message as the SFU relays it: `{"from","name","text","at"}`.
@@ -388,11 +436,26 @@ fn parse_chat(data: &[u8]) -> Result<ChatMessage, String> {
     })
 }
 
+/// Buffers of a polled socket.
+struct Batch {
+    bufs: Box<Buffers>,
+    datagrams: Vec<Datagram>,
+}
+
 struct Driver {
     rtc: Rtc,
-    socket: UdpSocket,
+    socket: PeerSocket,
     local: SocketAddr,
     role: Role,
+    /// When ICE and DTLS came up.
+    connected_at: Option<Instant>,
+    /// Set once the socket is polled.
+    batch: Option<Batch>,
+    /// Kernel arrival time (as `Instant` and µs since the epoch) of the datagram str0m is
+    /// handling, for the packet it yields; `None`: now.
+    arrival: Option<(Instant, u64)>,
+    /// str0m's next timeout, from the last drain.
+    timeout: Instant,
     connected: bool,
     connected_tx: watch::Sender<bool>,
     buf: Vec<u8>,
@@ -410,17 +473,47 @@ impl Driver {
         let mut audio_tick = interval(Duration::from_millis(20));
         audio_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
 
+        // One timer, moved only when str0m's timeout changes (a lean viewer skips most
+        // packets without touching str0m, so the timeout rarely moves).
+        let sleep = sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        // Lean viewers' batched reads, once media flows.
+        let mut read_tick: Option<tokio::time::Interval> = None;
+        // Whether str0m was mutated since the last drain.
+        let mut dirty = true;
         loop {
-            let timeout = match self.drain().await {
-                Ok(t) => t,
-                Err(e) => {
+            if read_tick.is_none()
+                && let Some(every) = self.ready_to_poll()
+            {
+                match self.start_polling() {
+                    Ok(()) => {
+                        let mut t = tokio::time::interval_at(aligned_start(every), every);
+                        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                        read_tick = Some(t);
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot poll the socket, stopping peer: {e}");
+                        break;
+                    }
+                }
+            }
+            if dirty {
+                if let Err(e) = self.drain().await {
                     tracing::warn!("rtc poll failed, stopping peer: {e}");
                     break;
                 }
-            };
-            if !self.rtc.is_alive() {
-                break;
+                if !self.rtc.is_alive() {
+                    break;
+                }
             }
+            if armed != Some(self.timeout) {
+                armed = Some(self.timeout);
+                sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(self.timeout));
+            }
+            dirty = true;
             let sending = self.connected;
             tokio::select! {
                 biased;
@@ -429,11 +522,31 @@ impl Driver {
                     break;
                 }
                 r = self.socket.recv_from(&mut self.buf) => match r {
-                    Ok((n, source)) => self.receive(n, source),
+                    Ok((n, source)) => {
+                        dirty = self.receive(n, source);
+                        match self.receive_queued(dirty).await {
+                            Ok(d) => dirty = d,
+                            Err(e) => {
+                                tracing::warn!("rtc poll failed, stopping peer: {e}");
+                                break;
+                            }
+                        }
+                    }
                     // E.g. ICMP port unreachable surfacing as ConnectionRefused.
-                    Err(e) => tracing::debug!("udp recv: {e}"),
+                    Err(e) => {
+                        tracing::debug!("udp recv: {e}");
+                        dirty = false;
+                    }
                 },
-                _ = sleep_until(tokio::time::Instant::from_std(timeout)) => {
+                _ = next_tick(&mut read_tick) => match self.receive_polled().await {
+                    Ok(d) => dirty = d,
+                    Err(e) => {
+                        tracing::warn!("rtc poll failed, stopping peer: {e}");
+                        break;
+                    }
+                },
+                // A polled viewer handles str0m's timeouts on its read ticks instead.
+                () = &mut sleep, if !self.socket.is_polled() => {
                     self.mutate(Input::Timeout(Instant::now()));
                 }
                 _ = video_tick.tick(), if sending && has_video => {
@@ -488,10 +601,144 @@ impl Driver {
         }
     }
 
-    fn receive(&mut self, n: usize, source: SocketAddr) {
-        let Ok(contents) = self.buf[..n].try_into() else {
-            return; // not STUN/DTLS/RTP/RTCP
+    /// Datagrams already queued on the socket, at most [`RECV_BATCH`], without waiting;
+    /// str0m is drained before each one that follows a mutation. Returns whether str0m was
+    /// mutated by the last one.
+    async fn receive_queued(&mut self, mut dirty: bool) -> Result<bool, RtcError> {
+        for _ in 0..RECV_BATCH {
+            // WouldBlock ends the batch; another error shows again on the next `recv_from`.
+            let Ok((n, source)) = self.socket.try_recv_from(&mut self.buf) else {
+                break;
+            };
+            if dirty {
+                self.drain().await?;
+            }
+            dirty = self.receive(n, source);
+        }
+        Ok(dirty)
+    }
+
+    /// A lean viewer whose media flows, not yet polled: its read interval.
+    fn ready_to_poll(&self) -> Option<Duration> {
+        let Role::View(view) = &self.role else {
+            return None;
         };
+        let lean = view.lean.as_ref()?;
+        let since = self.connected_at?;
+        (!view.read_interval.is_zero()
+            && lean.keyframe_seen()
+            && !self.socket.is_polled()
+            && since.elapsed() >= LEAN_SETTLE)
+            .then_some(view.read_interval)
+    }
+
+    /// Takes the socket out of tokio for batched reads.
+    fn start_polling(&mut self) -> std::io::Result<()> {
+        self.socket.make_polled()?;
+        self.batch = Some(Batch {
+            bufs: Box::new([[0; DATAGRAM_MAX]; BATCH]),
+            datagrams: Vec::with_capacity(BATCH),
+        });
+        Ok(())
+    }
+
+    /// A read tick of a polled socket: str0m's timeout if it is due (at most a tick late,
+    /// harmless for a receiver), then whatever is queued, a batch at a time, draining str0m
+    /// before each datagram that follows a mutation. Returns whether str0m was mutated last.
+    async fn receive_polled(&mut self) -> Result<bool, RtcError> {
+        let Some(mut batch) = self.batch.take() else {
+            return Ok(false);
+        };
+        let now = Instant::now();
+        let timed_out = self.timeout <= now;
+        if timed_out {
+            self.mutate(Input::Timeout(now));
+        }
+        let r = self.receive_batches(&mut batch, timed_out).await;
+        self.batch = Some(batch);
+        r
+    }
+
+    async fn receive_batches(
+        &mut self,
+        batch: &mut Batch,
+        mut dirty: bool,
+    ) -> Result<bool, RtcError> {
+        for _ in 0..MAX_BATCHES_PER_TICK {
+            let n = match self
+                .socket
+                .recv_batch(&mut batch.bufs, &mut batch.datagrams)
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!("udp recvmmsg: {e}");
+                    break;
+                }
+            };
+            let (mono, wall) = (Instant::now(), now_us());
+            for (i, d) in batch.datagrams.iter().enumerate() {
+                if d.len == 0 {
+                    continue; // truncated: not ours
+                }
+                if dirty {
+                    self.drain().await?;
+                }
+                let arrival = d.at_us.map(|us| {
+                    let ago = Duration::from_micros(wall.saturating_sub(us));
+                    (mono.checked_sub(ago).unwrap_or(mono), us)
+                });
+                dirty = self.receive_bytes(&batch.bufs[i][..d.len], d.source, arrival);
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        Ok(dirty)
+    }
+
+    /// A datagram from a woken socket (in `self.buf`): [`Driver::receive_bytes`].
+    fn receive(&mut self, n: usize, source: SocketAddr) -> bool {
+        let buf = std::mem::take(&mut self.buf);
+        let mutated = self.receive_bytes(&buf[..n], source, None);
+        self.buf = buf;
+        mutated
+    }
+
+    /// Hands a datagram to str0m — unless this is a lean viewer and the datagram is an
+    /// RTP packet it only counts. `arrival`: the kernel's receive time, if known. Returns
+    /// whether str0m got it (a mutation).
+    fn receive_bytes(
+        &mut self,
+        data: &[u8],
+        source: SocketAddr,
+        arrival: Option<(Instant, u64)>,
+    ) -> bool {
+        if self.connected
+            && let Role::View(view) = &mut self.role
+            && let Some(lean) = &mut view.lean
+            && let Verdict::Counted {
+                kind,
+                ext_seq,
+                ssrc,
+                payload_len,
+                sample,
+            } = lean.classify(data, &self.rtc)
+        {
+            let mut s = lock(&view.shared);
+            let tracker = match kind {
+                Kind::Audio => &mut s.audio,
+                Kind::Video => &mut s.video,
+            };
+            let at = arrival.map_or_else(Instant::now, |(at, _)| at);
+            tracker.record_header(ext_seq, ssrc, payload_len, at);
+            if !sample {
+                return false;
+            }
+        }
+        let Ok(contents) = data.try_into() else {
+            return false; // not STUN/DTLS/RTP/RTCP
+        };
+        self.arrival = arrival;
         let input = Input::Receive(
             Instant::now(),
             Receive {
@@ -504,13 +751,19 @@ impl Driver {
         if let Err(e) = self.rtc.handle_input(input) {
             tracing::debug!("rtc rejected datagram from {source}: {e}");
         }
+        true
     }
 
-    /// Polls `Rtc` until `Output::Timeout`, sending and dispatching along the way.
-    async fn drain(&mut self) -> Result<Instant, RtcError> {
+    /// Polls `Rtc` until `Output::Timeout` (kept in `self.timeout`), sending and
+    /// dispatching along the way.
+    async fn drain(&mut self) -> Result<(), RtcError> {
         loop {
             match self.rtc.poll_output()? {
-                Output::Timeout(t) => return Ok(t),
+                Output::Timeout(t) => {
+                    self.timeout = t;
+                    self.arrival = None;
+                    return Ok(());
+                }
                 Output::Transmit(t) => {
                     if let Err(e) = self.socket.send_to(&t.contents, t.destination).await {
                         tracing::debug!("udp send to {}: {e}", t.destination);
@@ -523,6 +776,9 @@ impl Driver {
 
     fn set_connected(&mut self, c: bool) {
         self.connected = c;
+        if c && self.connected_at.is_none() {
+            self.connected_at = Some(Instant::now());
+        }
         self.connected_tx.send_replace(c);
         match &self.role {
             Role::Publish(p) => lock(&p.stats).connected = c,
@@ -602,19 +858,39 @@ impl Driver {
         } else {
             Some(video_codec.is_some_and(|c| is_keyframe_start(c, &pkt.payload)))
         };
-        let now = Instant::now();
+        let (now, at_us) = self
+            .arrival
+            .take()
+            .unwrap_or_else(|| (Instant::now(), now_us()));
         let received = Received {
             seq: *pkt.seq_no,
             ssrc: *pkt.header.ssrc,
             payload_len: pkt.payload.len(),
             at: now,
-            now_us: now_us(),
+            now_us: at_us,
             verified: verified.map(|h| (h.counter, h.send_time_us)),
             keyframe_start,
         };
         let want_pli = match &mut self.role {
             Role::Publish(_) => return,
             Role::View(view) => {
+                let lean = view.lean.is_some();
+                if let Some(l) = &mut view.lean {
+                    l.on_sample(
+                        *pkt.header.ssrc,
+                        pkt.header.sequence_number,
+                        pkt.payload.len(),
+                        keyframe_start == Some(true),
+                    );
+                    // Before str0m sees a gap: it must not NACK what it never got.
+                    let ssrcs: Vec<u32> = l.unsuppressed().collect();
+                    for ssrc in ssrcs {
+                        if let Some(rx) = self.rtc.direct_api().stream_rx(&ssrc.into()) {
+                            rx.suppress_nack(true);
+                            l.mark_suppressed(ssrc);
+                        }
+                    }
+                }
                 let mut s = lock(&view.shared);
                 let want = record(
                     &mut s,
@@ -622,6 +898,7 @@ impl Driver {
                     is_audio,
                     view.request_keyframes,
                     view.last_pli,
+                    lean,
                 );
                 drop(s);
                 if want {
@@ -654,6 +931,7 @@ impl Driver {
                     is_audio,
                     m.request_keyframes,
                     m.last_pli.get(&from).copied(),
+                    false,
                 );
                 drop(s);
                 if want {
@@ -779,7 +1057,7 @@ impl Driver {
 
     /// Drain between two writes of one frame (each write is a mutation).
     async fn drain_after_write(&mut self) -> Result<(), RtcError> {
-        self.drain().await.map(|_| ())
+        self.drain().await
     }
 
     async fn close(&mut self) {

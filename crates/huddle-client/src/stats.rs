@@ -50,7 +50,8 @@ pub struct StreamStats {
     pub ssrcs: Vec<u32>,
     /// When the first packet arrived.
     pub first_packet_at: Option<Instant>,
-    /// Video: whether the first packet received started a keyframe.
+    /// Video: whether the first packet received started a keyframe (lean: the first
+    /// sample, which is the first packet unless str0m could not decrypt it).
     pub first_packet_is_keyframe: Option<bool>,
     /// Video: when the first keyframe start arrived.
     pub first_keyframe_at: Option<Instant>,
@@ -63,6 +64,24 @@ pub struct StreamStats {
     pub first_counter: Option<u64>,
     /// Highest huddle counter of a verified payload.
     pub last_counter: Option<u64>,
+    /// Lean viewer ([`crate::LeanReceive`]): `packets`, `bytes`, sequence figures and
+    /// `first_packet_at` come from every packet's cleartext RTP header, while payload checks
+    /// (`payload_mismatches`, counters, latency, keyframes) come from the decrypted sample.
+    pub lean: bool,
+    /// Packets decrypted and checked (every packet unless `lean`).
+    pub samples: u64,
+}
+
+impl StreamStats {
+    /// Distinct packets received: huddle counters seen, or for a lean stream (whose
+    /// counters are only sampled) packets minus duplicates.
+    pub fn distinct_received(&self) -> u64 {
+        if self.lean {
+            self.packets.saturating_sub(self.duplicates)
+        } else {
+            self.counters_seen
+        }
+    }
 }
 
 /// One received packet, as the viewer's drive loop sees it.
@@ -117,34 +136,47 @@ impl StreamTracker {
         std::mem::take(&mut self.pending_latency)
     }
 
+    /// Records a packet received and checked (every packet of a full viewer).
     pub fn record(&mut self, r: Received) {
+        self.record_header(r.seq, r.ssrc, r.payload_len, r.at);
+        self.record_check(r);
+    }
+
+    /// A lean stream: from now on packets are counted by `record_header` and only samples
+    /// go through `record_check`.
+    pub fn set_lean(&mut self) {
+        self.stats.lean = true;
+    }
+
+    /// The header-level bookkeeping of one packet: counts, bytes, SSRCs, sequence numbers.
+    pub fn record_header(&mut self, seq: u64, ssrc: u32, payload_len: usize, at: Instant) {
         let s = &mut self.stats;
         s.packets += 1;
-        s.bytes += r.payload_len as u64;
-        if !s.ssrcs.contains(&r.ssrc) {
-            s.ssrcs.push(r.ssrc);
+        s.bytes += payload_len as u64;
+        if !s.ssrcs.contains(&ssrc) {
+            s.ssrcs.push(ssrc);
         }
         if s.first_packet_at.is_none() {
-            s.first_packet_at = Some(r.at);
-            s.first_packet_is_keyframe = r.keyframe_start;
+            s.first_packet_at = Some(at);
         }
-        if r.keyframe_start == Some(true) && s.first_keyframe_at.is_none() {
-            s.first_keyframe_at = Some(r.at);
-        }
+        self.record_seq(seq);
+    }
 
-        // Sequence bookkeeping on the extended sequence number.
-        let slot = (r.seq % SEQ_WINDOW as u64) as usize;
+    /// Sequence bookkeeping on the extended sequence number.
+    fn record_seq(&mut self, seq: u64) {
+        let s = &mut self.stats;
+        let slot = (seq % SEQ_WINDOW as u64) as usize;
         match s.last_seq {
             None => {
-                s.first_seq = Some(r.seq);
-                s.last_seq = Some(r.seq);
+                s.first_seq = Some(seq);
+                s.last_seq = Some(seq);
             }
-            Some(max) if r.seq > max => {
-                s.seq_gaps += r.seq - max - 1;
-                s.last_seq = Some(r.seq);
+            Some(max) if seq > max => {
+                s.seq_gaps += seq - max - 1;
+                s.last_seq = Some(seq);
             }
             Some(_) => {
-                if self.seq_slots[slot] == r.seq {
+                if self.seq_slots[slot] == seq {
                     s.duplicates += 1;
                 } else {
                     s.seq_reorders += 1;
@@ -153,8 +185,20 @@ impl StreamTracker {
                 }
             }
         }
-        self.seq_slots[slot] = r.seq;
+        self.seq_slots[slot] = seq;
+    }
 
+    /// The payload-level bookkeeping of one decrypted packet: check, latency, counters,
+    /// keyframes.
+    pub fn record_check(&mut self, r: Received) {
+        let s = &mut self.stats;
+        s.samples += 1;
+        if s.first_packet_is_keyframe.is_none() {
+            s.first_packet_is_keyframe = r.keyframe_start;
+        }
+        if r.keyframe_start == Some(true) && s.first_keyframe_at.is_none() {
+            s.first_keyframe_at = Some(r.at);
+        }
         match r.verified {
             None => s.payload_mismatches += 1,
             Some((counter, send_us)) => {
@@ -273,6 +317,31 @@ mod tests {
         assert_eq!(s.latency_us, vec![100; 6]);
         assert_eq!(s.ssrcs, vec![7]);
         assert_eq!((s.first_counter, s.last_counter), (Some(0), Some(5)));
+    }
+
+    #[test]
+    fn lean_counts_headers_and_checks_samples() {
+        let mut t = StreamTracker::default();
+        t.set_lean();
+        for seq in (1..=40).filter(|s| *s != 20) {
+            t.record_header(seq, 7, 1000, Instant::now());
+            if seq % 16 == 1 {
+                t.record_check(rx(seq, seq));
+            }
+        }
+        let s = &t.stats;
+        assert!(s.lean);
+        assert_eq!((s.packets, s.bytes, s.seq_gaps), (39, 39_000, 1));
+        assert_eq!(s.samples, 3);
+        assert_eq!(s.counters_seen, 3);
+        assert_eq!(s.distinct_received(), 39);
+        assert_eq!(s.latency_us.len(), 3);
+        // A full tracker's distinct count is its counters.
+        let mut full = StreamTracker::default();
+        full.record(rx(1, 1));
+        full.record(rx(1, 1));
+        assert_eq!(full.stats.distinct_received(), 1);
+        assert_eq!(full.stats.samples, 2);
     }
 
     #[test]

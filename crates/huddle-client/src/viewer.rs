@@ -1,11 +1,12 @@
-//! WHEP viewer: receives media and checks every packet.
+//! WHEP viewer: receives media and checks every packet (or, lean, a sample of them).
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::ClientError;
 use crate::http::delete_session;
-use crate::offer::negotiate;
+use crate::offer::{Negotiated, answer_offer, negotiate};
 use crate::options::ClientOptions;
 use crate::peer::{PeerHandle, Role, ViewState, ViewerShared, lock};
 use crate::stats::ViewerStats;
@@ -14,8 +15,9 @@ use crate::stats::ViewerStats;
 #[derive(Debug)]
 pub struct Viewer {
     opts: ClientOptions,
-    session_url: String,
-    etag: Option<String>,
+    /// WHEP session URL and ETag; `None` when another signalling set the peer up.
+    session: Option<(String, Option<String>)>,
+    signaled_at: Instant,
     shared: Arc<Mutex<ViewerShared>>,
     peer: PeerHandle,
 }
@@ -25,26 +27,50 @@ impl Viewer {
     /// and AV1 if `opts.video` is set) to `whep_url`, applies the answer and starts the peer.
     pub async fn connect(whep_url: &str, opts: ClientOptions) -> Result<Viewer, ClientError> {
         let n = negotiate(whep_url, &opts, false).await?;
+        Self::start(n, opts)
+    }
+
+    /// For signalling where the server makes the offer (e.g. Janus): accepts `offer`, hands
+    /// the answer SDP to `deliver` and starts the peer once `deliver` succeeds.
+    pub async fn answer<F, Fut>(
+        offer: &str,
+        opts: ClientOptions,
+        deliver: F,
+    ) -> Result<Viewer, ClientError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<(), ClientError>>,
+    {
+        let n = answer_offer(&opts, offer, deliver).await?;
+        Self::start(n, opts)
+    }
+
+    fn start(n: Negotiated, opts: ClientOptions) -> Result<Viewer, ClientError> {
         let shared = Arc::new(Mutex::new(ViewerShared::default()));
         let state = ViewState::new(&opts, shared.clone());
         let peer = PeerHandle::spawn(n.rtc, n.socket, Role::View(state))?;
         Ok(Viewer {
-            session_url: n.session.session_url,
-            etag: n.session.etag,
+            session: n.session.map(|s| (s.session_url, s.etag)),
+            signaled_at: n.signaled_at,
             opts,
             shared,
             peer,
         })
     }
 
-    /// Absolute session URL.
-    pub fn session_url(&self) -> &str {
-        &self.session_url
+    /// Absolute WHEP session URL (`None` without WHEP).
+    pub fn session_url(&self) -> Option<&str> {
+        self.session.as_ref().map(|(url, _)| url.as_str())
     }
 
     /// The `ETag` the server sent, if any.
     pub fn etag(&self) -> Option<&str> {
-        self.etag.as_deref()
+        self.session.as_ref().and_then(|(_, etag)| etag.as_deref())
+    }
+
+    /// When signalling completed: the WHEP answer arrived, or the answer was delivered.
+    pub fn signaled_at(&self) -> Instant {
+        self.signaled_at
     }
 
     /// A snapshot of what has been received so far.
@@ -57,14 +83,15 @@ impl Viewer {
         self.peer.wait_connected(timeout).await
     }
 
-    /// Closes the peer and DELETEs the session; returns the HTTP status.
+    /// Closes the peer and DELETEs the WHEP session; returns the HTTP status (200 without
+    /// WHEP, where ending the session is up to whoever signalled it).
     pub async fn close(mut self) -> Result<u16, ClientError> {
         self.peer.shutdown().await;
-        delete_session(
-            &self.session_url,
-            self.opts.token.as_deref(),
-            self.opts.http_timeout,
-        )
-        .await
+        match &self.session {
+            Some((url, _)) => {
+                delete_session(url, self.opts.token.as_deref(), self.opts.http_timeout).await
+            }
+            None => Ok(200),
+        }
     }
 }

@@ -1,6 +1,5 @@
-//! `broadcast`: one publisher → N viewers in one room, one measurement window.
-
-use std::time::Duration;
+//! `broadcast`: one publisher → N viewers in one room, one measurement window (viewers
+//! join `connect_concurrency` at a time, or paced at `join_rate` per second).
 
 use super::{Fleet, Joins, Memory, RunOptions, Window, measure};
 use crate::procstat::rss_of;
@@ -26,15 +25,16 @@ pub async fn run(
         );
     }
     // Let join-time keyframe requests and bursts pass before measuring.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(opts.settle_pause()).await;
     let window: Window = measure(&fleet, pid, opts.seconds, opts.progress, "broadcast").await;
     let joins = Joins::of(&fleet);
     let memory = Memory::of(pid, baseline, fleet.viewer_count() + 1);
-    fleet.close().await;
+    fleet.close(sut).await;
     Ok(BroadcastReport {
         scenario: "broadcast",
         sut: sut.name().to_owned(),
         media: opts.media.clone(),
+        lean_sample_one_in: opts.lean.map(|l| l.sample_one_in),
         harness_threads,
         window,
         joins,

@@ -90,7 +90,10 @@ impl Meeting {
         let mut set = JoinSet::new();
         for r in 0..rooms {
             let name = format!("meeting-{tag}-r{r}");
-            let url = sut.room_ws_url(&name);
+            let Some(url) = sut.room_ws_url(&name) else {
+                tracing::warn!("{} has no room WebSocket: meeting needs huddle", sut.name());
+                break;
+            };
             set.spawn(Room::join(url, name, participants, media.clone()));
         }
         let mut all = Vec::new();
@@ -286,6 +289,12 @@ pub async fn run(
     if rooms == 0 || participants < 2 {
         return Err("meeting needs --rooms ≥ 1 and --participants ≥ 2".into());
     }
+    if sut.room_ws_url("probe").is_none() {
+        return Err(format!(
+            "meeting needs huddle's room WebSocket, which {} does not have",
+            sut.name()
+        ));
+    }
     let pid = sut.pid();
     let baseline = pid.and_then(rss_of);
     let meeting = Meeting::join(sut, rooms, participants, &opts.media).await;
@@ -334,6 +343,7 @@ pub async fn run(
         failed: failures.len(),
         first_errors: failures.iter().take(3).cloned().collect(),
         join_ms: percentiles_f64(&mut times),
+        ..Joins::default()
     };
     let memory = Memory::of(pid, baseline, meeting.member_count());
     let (server_offers, signaling_errors) =

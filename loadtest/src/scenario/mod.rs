@@ -9,7 +9,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use huddle_client::{ClientOptions, Publisher, PublisherStats, VideoCodec, Viewer, ViewerStats};
+use huddle_client::{
+    ClientOptions, LeanReceive, Publisher, PublisherStats, VideoCodec, Viewer, ViewerStats,
+};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -82,6 +84,35 @@ pub struct RunOptions {
     pub settle_timeout: Duration,
     /// CPUs the harness may use (for its saturation check): 100% × this = all of them.
     pub harness_cpus: f64,
+    /// Lean viewers: count from RTP headers, decrypt and check a sample.
+    pub lean: Option<LeanReceive>,
+    /// Join storm: viewers join at this many per second (paced), not `connect_concurrency`
+    /// at a time.
+    pub join_rate: Option<f64>,
+}
+
+impl RunOptions {
+    /// The pause between "every viewer receives" and the measurement window: join-time
+    /// keyframe requests and bursts pass, and lean viewers switch to reading on their tick
+    /// (after [`huddle_client::LEAN_SETTLE`]) before the window opens, so both of its edges
+    /// see the same read backlog.
+    pub fn settle_pause(&self) -> Duration {
+        let pause = Duration::from_millis(500);
+        match self.lean {
+            Some(l) if !l.read_interval.is_zero() => {
+                pause.max(huddle_client::LEAN_SETTLE + l.read_interval * 2)
+            }
+            _ => pause,
+        }
+    }
+
+    /// What each viewer is started with.
+    pub fn viewer_options(&self) -> ClientOptions {
+        ClientOptions {
+            lean: self.lean,
+            ..self.media.viewer_options()
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -93,15 +124,30 @@ impl Default for RunOptions {
             connect_concurrency: 16,
             settle_timeout: Duration::from_secs(15),
             harness_cpus: 1.0,
+            lean: None,
+            join_rate: None,
         }
     }
 }
 
-/// One viewer and when its WHEP POST started.
+/// One viewer and when its join (WHEP POST) started.
 #[derive(Debug)]
 struct Member {
     viewer: Viewer,
     post_at: Instant,
+}
+
+/// Joins at a paced rate: what was asked and what the harness and SUT achieved.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Storm {
+    /// Joins per second asked for (`--join-rate`).
+    pub offered_per_s: f64,
+    /// Joins started per second (POSTs sent: paced by the harness).
+    pub started_per_s: f64,
+    /// Successful joins ÷ (last answer − first POST).
+    pub achieved_per_s: f64,
+    /// First POST → last answer, seconds.
+    pub seconds: f64,
 }
 
 /// One room's peers: a publisher and its viewers.
@@ -111,15 +157,32 @@ pub struct Fleet {
     publisher: Option<Publisher>,
     viewers: Vec<Member>,
     pub join_failures: Vec<String>,
+    /// Set by [`Fleet::add_viewers_paced`].
+    pub storm: Option<Storm>,
+}
+
+/// Longest one viewer's join may take (each HTTP request has its own, shorter timeout).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most joins in flight during a paced storm.
+const STORM_MAX_IN_FLIGHT: usize = 2048;
+
+/// One viewer's join, bounded by [`JOIN_TIMEOUT`].
+async fn join(view: crate::sut::SutFuture<Viewer>, post_at: Instant) -> Result<Member, String> {
+    match tokio::time::timeout(JOIN_TIMEOUT, view).await {
+        Ok(Ok(viewer)) => Ok(Member { viewer, post_at }),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("join took over {JOIN_TIMEOUT:?}")),
+    }
 }
 
 impl Fleet {
     /// Publishes into `room` and waits until the publisher is connected.
     pub async fn publish(sut: &dyn Sut, room: &str, media: &MediaShape) -> Result<Fleet, String> {
         huddle_client::ensure_crypto_provider();
-        let publisher = Publisher::connect(&sut.whip_url(room), media.publisher_options())
+        let publisher = sut
+            .publish(room, media.publisher_options())
             .await
-            .map_err(|e| format!("WHIP publish to {room}: {e}"))?;
+            .map_err(|e| format!("publish to {room} on {}: {e}", sut.name()))?;
         publisher
             .wait_connected(Duration::from_secs(10))
             .await
@@ -129,6 +192,7 @@ impl Fleet {
             publisher: Some(publisher),
             viewers: Vec::new(),
             join_failures: Vec::new(),
+            storm: None,
         })
     }
 
@@ -136,25 +200,92 @@ impl Fleet {
         self.viewers.len()
     }
 
-    /// Connects `n` more WHEP viewers, `concurrency` POSTs at a time.
+    /// Connects `n` more viewers, `connect_concurrency` joins at a time (or, with
+    /// `join_rate`, paced: see [`Fleet::add_viewers_paced`]).
     pub async fn add_viewers(&mut self, sut: &dyn Sut, n: usize, opts: &RunOptions) {
-        let url = sut.whep_url(&self.room);
+        if let Some(rate) = opts.join_rate {
+            return self.add_viewers_paced(sut, n, rate, opts).await;
+        }
         let sem = Arc::new(Semaphore::new(opts.connect_concurrency.max(1)));
         let mut set = JoinSet::new();
         for _ in 0..n {
-            let (url, sem, vo) = (url.clone(), sem.clone(), opts.media.viewer_options());
+            // The permit is taken before the join's future is made, so `post_at` is when
+            // this viewer's signalling really starts.
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let post_at = Instant::now();
+            let view = sut.view(&self.room, opts.viewer_options());
             set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                let post_at = Instant::now();
-                Viewer::connect(&url, vo)
-                    .await
-                    .map(|viewer| Member { viewer, post_at })
+                let _permit = permit;
+                join(view, post_at).await
             });
         }
+        self.collect(set).await;
+    }
+
+    /// Connects `n` more viewers at `rate` per second: the i-th join starts at i / `rate`
+    /// seconds whether or not the earlier ones are done (at most [`STORM_MAX_IN_FLIGHT`] in
+    /// flight).
+    pub async fn add_viewers_paced(
+        &mut self,
+        sut: &dyn Sut,
+        n: usize,
+        rate: f64,
+        opts: &RunOptions,
+    ) {
+        let rate = rate.max(0.01);
+        let sem = Arc::new(Semaphore::new(STORM_MAX_IN_FLIGHT));
+        let mut set = JoinSet::new();
+        let start = tokio::time::Instant::now();
+        let mut first_post: Option<Instant> = None;
+        let mut last_post = Instant::now();
+        for i in 0..n {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let post_at = Instant::now();
+            first_post.get_or_insert(post_at);
+            last_post = post_at;
+            let view = sut.view(&self.room, opts.viewer_options());
+            set.spawn(async move {
+                let _permit = permit;
+                join(view, post_at).await
+            });
+        }
+        let before = self.viewers.len();
+        self.collect(set).await;
+        let first = first_post.unwrap_or(last_post);
+        let last_answer = self.viewers[before..]
+            .iter()
+            .map(|m| m.viewer.signaled_at())
+            .max()
+            .unwrap_or(first);
+        let ok = self.viewers.len() - before;
+        let seconds = last_answer.saturating_duration_since(first).as_secs_f64();
+        let posts = last_post.saturating_duration_since(first).as_secs_f64();
+        self.storm = Some(Storm {
+            offered_per_s: rate,
+            started_per_s: if posts > 0.0 {
+                (n.saturating_sub(1)) as f64 / posts
+            } else {
+                0.0
+            },
+            achieved_per_s: if seconds > 0.0 {
+                ok as f64 / seconds
+            } else {
+                0.0
+            },
+            seconds,
+        });
+    }
+
+    async fn collect(&mut self, mut set: JoinSet<Result<Member, String>>) {
         while let Some(r) = set.join_next().await {
             match r {
                 Ok(Ok(m)) => self.viewers.push(m),
-                Ok(Err(e)) => self.join_failures.push(e.to_string()),
+                Ok(Err(e)) => self.join_failures.push(e),
                 Err(e) => self.join_failures.push(e.to_string()),
             }
         }
@@ -173,6 +304,20 @@ impl Fleet {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// POST → answer (signalling done) for every viewer that joined.
+    pub fn signal_times_ms(&self) -> Vec<f64> {
+        self.viewers
+            .iter()
+            .map(|m| {
+                m.viewer
+                    .signaled_at()
+                    .saturating_duration_since(m.post_at)
+                    .as_secs_f64()
+                    * 1e3
+            })
+            .collect()
     }
 
     /// POST → first media packet for every viewer that has received any.
@@ -204,8 +349,9 @@ impl Fleet {
         }
     }
 
-    /// Closes every peer (DELETE), 32 at a time; the publisher last.
-    pub async fn close(mut self) {
+    /// Closes every peer (DELETE), 32 at a time, the publisher last; then lets the SUT
+    /// release the room.
+    pub async fn close(mut self, sut: &dyn Sut) {
         let sem = Arc::new(Semaphore::new(32));
         let mut set = JoinSet::new();
         for m in self.viewers.drain(..) {
@@ -218,6 +364,11 @@ impl Fleet {
         while set.join_next().await.is_some() {}
         if let Some(p) = self.publisher.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), p.close()).await;
+        }
+        match tokio::time::timeout(Duration::from_secs(10), sut.end_room(&self.room)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("ending room {} on {}: {e}", self.room, sut.name()),
+            Err(_) => tracing::warn!("ending room {} on {} timed out", self.room, sut.name()),
         }
     }
 }
@@ -244,8 +395,11 @@ pub struct Window {
     pub publisher_packets_per_s: f64,
     /// `packets_sent` × viewers: what the SFU should have forwarded.
     pub packets_expected: u64,
-    /// Distinct huddle counters the viewers received (duplicates not counted).
+    /// Distinct packets the viewers received (duplicates not counted): huddle counters
+    /// seen, or for lean viewers distinct RTP sequence numbers.
     pub packets_received: u64,
+    /// Packets decrypted and checked byte for byte (all of them unless lean).
+    pub packets_checked: u64,
     pub forwarded_packets_per_s: f64,
     /// Packets lost: RTP sequence gaps / (received + gaps), in percent. Exact (no in-flight
     /// error at the window's edges), but blind to a down-track that stopped altogether.
@@ -269,6 +423,8 @@ pub struct Window {
     pub server_cpu_pct: Option<f64>,
     pub server_cpu_us_per_forwarded_packet: Option<f64>,
     pub harness_cpu_pct: Option<f64>,
+    /// Harness CPU time ÷ packets received (it also runs the publisher).
+    pub harness_cpu_us_per_received_packet: Option<f64>,
     /// The whole machine's CPU use (percent of one core); minus server and harness, that is
     /// what other processes took from the same cores.
     pub machine_cpu_pct: Option<f64>,
@@ -313,7 +469,10 @@ impl Window {
     /// snapshots (`a` earlier); the bytes go to `received_mbps_total` until `finish`.
     pub fn add_down_tracks(&mut self, a: &ViewerStats, b: &ViewerStats) {
         for (sa, sb) in [(&a.audio, &b.audio), (&a.video, &b.video)] {
-            self.packets_received += sb.counters_seen.saturating_sub(sa.counters_seen);
+            self.packets_received += sb
+                .distinct_received()
+                .saturating_sub(sa.distinct_received());
+            self.packets_checked += sb.samples.saturating_sub(sa.samples);
             if sb.packets > sa.packets {
                 self.down_tracks_receiving += 1;
             }
@@ -360,6 +519,10 @@ impl Window {
         });
         w.server_cpu_us_per_forwarded_packet = server_b
             .cpu_since(server_a)
+            .filter(|_| w.packets_received > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / w.packets_received as f64);
+        w.harness_cpu_us_per_received_packet = harness_b
+            .cpu_since(harness_a)
             .filter(|_| w.packets_received > 0)
             .map(|cpu| cpu.as_secs_f64() * 1e6 / w.packets_received as f64);
     }
@@ -423,23 +586,31 @@ pub fn fmt_pct(p: Option<f64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
-/// Join time (WHEP POST → first media) and the server's memory.
+/// Join times: POST → answer (`signal_ms`) and POST → first media (`join_ms`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Joins {
     pub attempted: usize,
     pub failed: usize,
     pub first_errors: Vec<String>,
     pub join_ms: Percentiles,
+    /// WHEP POST sent → 201 received (Janus: subscriber `join` → `start` acknowledged).
+    pub signal_ms: Percentiles,
+    /// Set for a paced join storm (`--join-rate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Storm>,
 }
 
 impl Joins {
     pub fn of(fleet: &Fleet) -> Joins {
         let mut times = fleet.join_times_ms();
+        let mut signal = fleet.signal_times_ms();
         Joins {
             attempted: fleet.viewer_count() + fleet.join_failures.len(),
             failed: fleet.join_failures.len(),
             first_errors: fleet.join_failures.iter().take(3).cloned().collect(),
             join_ms: crate::report::percentiles_f64(&mut times),
+            signal_ms: crate::report::percentiles_f64(&mut signal),
+            storm: fleet.storm.clone(),
         }
     }
 }

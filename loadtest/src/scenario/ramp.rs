@@ -1,8 +1,6 @@
 //! `ramp`: one publisher, viewers added `step` at a time, one window per step, until loss
 //! exceeds the limit, the server saturates one core, or the harness cannot keep up.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use super::{Fleet, Joins, Memory, RunOptions, Window, fmt_pct, measure};
@@ -133,7 +131,7 @@ pub async fn run(
         fleet.add_viewers(sut, ramp.step, opts).await;
         let subscribers = fleet.viewer_count();
         let settled = fleet.settle(opts.settle_timeout).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(opts.settle_pause()).await;
         let label = format!("ramp {subscribers}");
         let window = measure(&fleet, pid, ramp.step_seconds, opts.progress, &label).await;
         let mut stop = check(&window, ramp, opts, best_pub_rate);
@@ -180,7 +178,7 @@ pub async fn run(
     }
     let joins = Joins::of(&fleet);
     let memory = Memory::of(pid, baseline, fleet.viewer_count() + 1);
-    fleet.close().await;
+    fleet.close(sut).await;
     Ok(RampReport {
         scenario: "ramp",
         sut: sut.name().to_owned(),
