@@ -41,6 +41,9 @@ pub struct Common {
     /// Pin the started server to this CPU (`taskset -c`).
     #[arg(long, global = true)]
     pub pin_server: Option<usize>,
+    /// One more argument for the started server, e.g. `--server-arg=--workers=1`; repeatable.
+    #[arg(long, global = true, allow_hyphen_values = true)]
+    pub server_arg: Vec<String>,
     /// Pin the harness (all its threads) to this CPU.
     #[arg(long, global = true)]
     pub pin_harness: Option<usize>,
@@ -261,7 +264,7 @@ impl Common {
         if self.pin_server.is_some() && which_taskset().is_none() {
             return Err("--pin-server needs taskset (util-linux)".into());
         }
-        let p = HuddleProcess::start(&bin, self.pin_server).await?;
+        let p = HuddleProcess::start(&bin, self.pin_server, &self.server_arg).await?;
         eprintln!(
             "started {} at {} (pid {}{})",
             bin.display(),

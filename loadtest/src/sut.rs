@@ -152,9 +152,10 @@ fn free_udp_port() -> std::io::Result<u16> {
 }
 
 impl HuddleProcess {
-    /// Starts `bin` on free loopback ports (pinned to `pin` with `taskset -c` if given) and
-    /// waits up to 20 s for `GET /healthz`.
-    pub async fn start(bin: &Path, pin: Option<usize>) -> Result<Self, String> {
+    /// Starts `bin` on free loopback ports without access tokens (pinned to `pin` with
+    /// `taskset -c` if given, `extra` appended to its arguments) and waits up to 20 s for
+    /// `GET /healthz`.
+    pub async fn start(bin: &Path, pin: Option<usize>, extra: &[String]) -> Result<Self, String> {
         let http = SocketAddr::from(([127, 0, 0, 1], free_tcp_port().map_err(|e| e.to_string())?));
         let udp = SocketAddr::from(([127, 0, 0, 1], free_udp_port().map_err(|e| e.to_string())?));
         let mut cmd = match pin {
@@ -169,6 +170,8 @@ impl HuddleProcess {
             .arg(http.to_string())
             .arg("--udp")
             .arg(udp.to_string())
+            .arg("--no-auth")
+            .args(extra)
             .env_remove("HUDDLE_TOKEN")
             .env_remove("HUDDLE_PUBLIC_IP")
             .env(

@@ -121,6 +121,13 @@ export async function startServer() {
   return track(server);
 }
 
+/** `GET /rooms/{room}/subscriptions`: per subscriber and video track, the layer it gets and why. */
+export async function subscriptions(base, room) {
+  const res = await fetch(`${base}/rooms/${encodeURIComponent(room)}/subscriptions`);
+  if (!res.ok) throw new Error(`GET /rooms/${room}/subscriptions: ${res.status}`);
+  return (await res.json()).subscriptions;
+}
+
 /** A participant: one browser, one page in a call. Same interface for both engines. */
 class Participant {
   constructor(kind, name, browser, page) {
@@ -200,16 +207,43 @@ class Participant {
   }
 }
 
-export async function launchChromium(name) {
+export async function launchChromium(name, { args = [] } = {}) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...args],
     timeout: 30000,
   });
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   return track(new Participant('chromium', name, browser, page));
+}
+
+/**
+ * A one-second 440 Hz tone as a WAV file, for `--use-file-for-fake-audio-capture` (Chromium
+ * loops it): a microphone that never pauses, loud enough for speaker detection, which
+ * Chromium's default fake device (a short beep a second) is not.
+ */
+export function toneFile() {
+  const file = path.join(tmpdir(), `huddle-tone-${process.pid}.wav`);
+  const rate = 48000;
+  const bytes = rate * 2;
+  const wav = Buffer.alloc(44 + bytes);
+  wav.write('RIFF', 0);
+  wav.writeUInt32LE(36 + bytes, 4);
+  wav.write('WAVEfmt ', 8);
+  wav.writeUInt32LE(16, 16); // fmt chunk size
+  wav.writeUInt16LE(1, 20); // PCM
+  wav.writeUInt16LE(1, 22); // mono
+  wav.writeUInt32LE(rate, 24);
+  wav.writeUInt32LE(rate * 2, 28); // bytes per second
+  wav.writeUInt16LE(2, 32); // bytes per frame
+  wav.writeUInt16LE(16, 34); // bits per sample
+  wav.write('data', 36);
+  wav.writeUInt32LE(bytes, 40);
+  for (let i = 0; i < rate; i++) wav.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
+  writeFileSync(file, wav);
+  return file;
 }
 
 export async function launchFirefox(name) {

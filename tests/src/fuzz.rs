@@ -70,7 +70,10 @@ pub fn fragment(data: &[u8]) {
 /// Room signaling JSON: a message or a refusal; what parses writes back out.
 pub fn signaling(data: &[u8]) {
     if let Ok(msg) = serde_json::from_slice::<ClientMessage>(data) {
-        assert!(serde_json::to_string(&msg).is_ok(), "a parsed message serializes");
+        assert!(
+            serde_json::to_string(&msg).is_ok(),
+            "a parsed message serializes"
+        );
     }
 }
 
@@ -83,7 +86,14 @@ pub fn datagram(data: &[u8]) {
     let (peer, stranger, destination) = (addr(PEER), addr("127.0.0.9:9"), addr(SFU));
     for (i, chunk) in data.split(|b| *b == 0xfe).enumerate() {
         let source = if i % 4 == 3 { stranger } else { peer };
-        sfu.handle_datagram(now, Datagram { source, destination, contents: chunk });
+        sfu.handle_datagram(
+            now,
+            Datagram {
+                source,
+                destination,
+                contents: chunk,
+            },
+        );
     }
     sfu.handle_timeout(now + Duration::from_secs(1));
     while sfu.poll_transmit().is_some() {}

@@ -281,6 +281,7 @@ mod tests {
             rid: None,
             layer: 0,
             size: None,
+            vp8: None,
         }
     }
 

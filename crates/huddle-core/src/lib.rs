@@ -80,6 +80,7 @@ pub mod keyframe;
 pub mod layer;
 mod out;
 pub mod participant;
+mod picture;
 pub mod relay;
 pub mod room;
 mod sdp;

@@ -375,6 +375,10 @@ impl Participant {
         };
         let video = sub.kind == MediaKind::Video;
         let tx_ssrc = sub.tx_ssrc;
+        let vp8_patch = p
+            .vp8
+            .as_ref()
+            .and_then(|vp8| sub.pictures.patch(sub.rewriter.generation(), vp8));
         let rtc = &mut self.rtc;
         let written = contained("writing RTP", || {
             let mut api = rtc.direct_api();
@@ -382,12 +386,14 @@ impl Participant {
                 Some(ssrc) => api.stream_tx(&ssrc)?,
                 None => api.stream_tx_by_mid(mid, None)?,
             };
-            tx.write_rtp(
-                RtpWrite::new(pt, out.seq.into(), out.ts, p.arrival, p.payload.clone())
-                    .marker(p.marker)
-                    .ext_vals(p.ext.clone())
-                    .nackable(video),
-            );
+            let mut write = RtpWrite::new(pt, out.seq.into(), out.ts, p.arrival, p.payload.clone())
+                .marker(p.marker)
+                .ext_vals(p.ext.clone())
+                .nackable(video);
+            if let Some(patch) = vp8_patch {
+                write = write.vp8_patch(patch);
+            }
+            tx.write_rtp(write);
             Some(())
         });
         match written {

@@ -10,6 +10,7 @@ use str0m::rtp::Ssrc;
 use crate::TrackId;
 use crate::choice::Choice;
 use crate::codec::PtTable;
+use crate::picture::PictureIds;
 use crate::track::Packet;
 
 /// Outgoing sequence numbers start here, far enough from zero that reordered packets from
@@ -29,6 +30,8 @@ pub struct Subscription {
     /// Publisher payload type → subscriber payload type, for the codecs both negotiated.
     pub(crate) pt_map: PtTable<Pt>,
     pub(crate) rewriter: Rewriter,
+    /// VP8 picture numbers, continued across the sources the rewriter switches between.
+    pub(crate) pictures: PictureIds,
     /// The SSRC of the subscriber's send stream on `mid`, once known.
     pub(crate) tx_ssrc: Option<Ssrc>,
     /// The track's packets currently use a codec the subscriber did not negotiate.
@@ -49,6 +52,7 @@ impl Subscription {
             track: None,
             pt_map: PtTable::default(),
             rewriter: Rewriter::new(kind == MediaKind::Video),
+            pictures: PictureIds::default(),
             tx_ssrc: None,
             codec_mismatch: false,
             backlog: VecDeque::new(),
@@ -90,6 +94,8 @@ pub struct Rewriter {
     floor: u64,
     /// Highest outgoing sequence number written, and the timestamp and time that went with it.
     last: Option<(u64, u32, Instant)>,
+    /// How many sources have started: what the numbering of the current one is keyed on.
+    generation: u32,
 }
 
 /// Sequence number and timestamp to write.
@@ -108,12 +114,18 @@ impl Rewriter {
             ts_offset: 0,
             floor: FIRST_OUT_SEQ,
             last: None,
+            generation: 0,
         }
     }
 
     /// The next packet must start a keyframe before anything is forwarded.
     pub(crate) fn reset_source(&mut self) {
         self.source = None;
+    }
+
+    /// Which source the packets rewritten now belong to: changes on every source start.
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
     }
 
     pub(crate) fn waiting_for_keyframe(&self) -> bool {
@@ -167,6 +179,7 @@ impl Rewriter {
             }
         };
         self.source = Some(ssrc);
+        self.generation = self.generation.wrapping_add(1);
         self.floor = next_seq;
         self.seq_offset = next_seq.wrapping_sub(seq);
         self.ts_offset = next_ts.wrapping_sub(ts);

@@ -10,6 +10,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, SeqNo, Ssrc};
 
 use crate::codec::{self, PtTable};
 use crate::layer::{Layer, MAX_LAYERS};
+use crate::picture::Vp8Numbering;
 use crate::relay::RelayLink;
 use crate::{Codec, ParticipantId, TrackId, keyframe};
 
@@ -170,6 +171,8 @@ pub struct Packet {
     pub(crate) layer: u8,
     /// On a keyframe's first packet, the picture size it announces.
     pub(crate) size: Option<(u32, u32)>,
+    /// VP8: its payload descriptor, for picture numbering across source switches.
+    pub(crate) vp8: Option<Vp8Numbering>,
 }
 
 impl Packet {
@@ -183,6 +186,9 @@ impl Packet {
         let keyframe_start = keyframe::is_keyframe_start(codec, &p.payload);
         let size = keyframe_start
             .then(|| keyframe::keyframe_size(codec, &p.payload))
+            .flatten();
+        let vp8 = (codec == Codec::Vp8)
+            .then(|| Vp8Numbering::parse(&p.payload))
             .flatten();
         let h = &p.header;
         Packet {
@@ -204,6 +210,7 @@ impl Packet {
             rid,
             layer,
             size,
+            vp8,
         }
     }
 

@@ -41,6 +41,23 @@ fn contiguous(net: &Net, v: usize) {
     for w in seqs.windows(2) {
         assert_eq!(w[1], w[0] + 1, "video numbering continuous across layers");
     }
+    // VP8 PictureIDs too: one more per picture, whichever layer it came from (a decoder
+    // drops pictures whose number it has seen).
+    let pictures: Vec<(u32, u16)> = net.peers[v]
+        .received(MediaKind::Video)
+        .map(|g| {
+            let d = str0m::rtp::Vp8Descriptor::parse(&g.payload).unwrap();
+            (g.ts, d.picture_id().unwrap())
+        })
+        .collect();
+    for w in pictures.windows(2) {
+        let step = if w[1].0 == w[0].0 { 0 } else { 1 };
+        assert_eq!(
+            w[1].1,
+            (w[0].1 + step) % 0x8000,
+            "PictureID continuous across layers"
+        );
+    }
 }
 
 #[test]

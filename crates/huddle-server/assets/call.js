@@ -20,9 +20,15 @@ function trackOrder(entry) {
   return n ? Number(n[1]) : Number.MAX_SAFE_INTEGER;
 }
 
+/**
+ * The camera at 960x540 if it can: big enough for three simulcast layers (Chromium sends only
+ * two of a 640x480 picture), small enough to encode three times on a modest machine.
+ */
+const CAMERA = { width: { ideal: 960 }, height: { ideal: 540 } };
+
 /** Camera and microphone, or whatever of them is available; an empty stream at worst. */
 async function getMedia() {
-  const tries = [{ audio: true, video: true }, { audio: true }, { video: true }];
+  const tries = [{ audio: true, video: CAMERA }, { audio: true }, { video: CAMERA }];
   let lastError = null;
   for (const constraints of tries) {
     try {
@@ -249,13 +255,20 @@ export class Call {
   // --- screen share -----------------------------------------------------------------------
 
   async startShare() {
-    if (this.screen && this.screen.track) return;
+    if ((this.screen && this.screen.track) || this.choosingScreen) return;
     if (!this.pc || !navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) return;
     let stream;
+    this.choosingScreen = true;
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
     } catch (err) {
       if (err && err.name !== 'NotAllowedError') ui.banner(`Screen share: ${err.message || err.name}`, 'info');
+      return;
+    } finally {
+      this.choosingScreen = false;
+    }
+    if (this.state === 'left' || this.state === 'disconnected') {
+      for (const t of stream.getTracks()) t.stop();
       return;
     }
     const track = stream.getVideoTracks()[0];

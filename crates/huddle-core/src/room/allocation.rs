@@ -371,6 +371,7 @@ mod tests {
                     rid: Some(rid),
                     layer,
                     size: None,
+                    vp8: None,
                 };
                 t.layer_mut(layer).unwrap().record(&packet);
             }

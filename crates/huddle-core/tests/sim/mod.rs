@@ -151,20 +151,21 @@ pub fn three_layers() -> Vec<SimLayer> {
     .collect()
 }
 
-/// A VP8 payload of layer `layer` (its index, also the payload's last byte): a key frame's
-/// first packet carries the VP8 key frame header with the layer's picture size.
+/// A VP8 payload of layer `layer` (its index, also the payload's last byte): a 15-bit
+/// PictureID numbered per layer (as every encoder does), and on a key frame's first packet
+/// the VP8 key frame header with the layer's picture size.
 pub fn vp8_layer_payload(frame: u64, index: u64, key: bool, layer: u8, l: &SimLayer) -> Vec<u8> {
     let mut p = Vec::with_capacity(l.bytes);
+    let picture = ((frame + 7_000 * u64::from(layer)) % 0x8000) as u16;
+    p.push(if index == 0 { 0x90 } else { 0x80 });
+    p.extend_from_slice(&[0x80, 0x80 | (picture >> 8) as u8, picture as u8]);
     if index == 0 {
-        p.push(0x10);
         p.extend_from_slice(&[if key { 0x50 } else { 0x51 }, 0x01, 0x00]);
         if key {
             p.extend_from_slice(&[0x9d, 0x01, 0x2a]);
             p.extend_from_slice(&l.size.0.to_le_bytes());
             p.extend_from_slice(&l.size.1.to_le_bytes());
         }
-    } else {
-        p.push(0x00);
     }
     p.extend_from_slice(&frame.to_be_bytes());
     p.extend_from_slice(&index.to_be_bytes());
