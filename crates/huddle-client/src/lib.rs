@@ -16,6 +16,7 @@
 mod batch_recv;
 pub mod clip;
 mod error;
+pub mod frames;
 pub mod http;
 mod lean;
 pub mod media;

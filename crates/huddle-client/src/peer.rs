@@ -870,6 +870,8 @@ impl Driver {
             now_us: at_us,
             verified: verified.map(|h| (h.counter, h.send_time_us)),
             keyframe_start,
+            rtp_time: pkt.header.timestamp,
+            marker: pkt.header.marker,
         };
         let want_pli = match &mut self.role {
             Role::Publish(_) => return,

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::frames::{FrameAssembler, FramePacket, FrameStats};
+
 /// Most latency samples kept per stream.
 pub const MAX_LATENCY_SAMPLES: usize = 100_000;
 /// Window of recent sequence numbers remembered to tell duplicates from reorders.
@@ -70,6 +72,9 @@ pub struct StreamStats {
     pub lean: bool,
     /// Packets decrypted and checked (every packet unless `lean`).
     pub samples: u64,
+    /// Frames a decoder could have decoded, and when ([`crate::frames`]): video frames
+    /// rebuilt from RTP, audio packets one frame each. Empty for a lean stream.
+    pub frames: FrameStats,
 }
 
 impl StreamStats {
@@ -96,6 +101,10 @@ pub(crate) struct Received {
     pub verified: Option<(u64, u64)>,
     /// Video: whether this packet starts a keyframe.
     pub keyframe_start: Option<bool>,
+    /// RTP timestamp.
+    pub rtp_time: u32,
+    /// RTP marker bit.
+    pub marker: bool,
 }
 
 /// Receive-side state that is not part of the snapshot.
@@ -108,6 +117,8 @@ pub(crate) struct StreamTracker {
     /// to `pending_latency`, which [`StreamTracker::take_latency`] drains.
     latency_in_stats: bool,
     pending_latency: Vec<u64>,
+    /// Video frames waiting for their packets.
+    frames: FrameAssembler,
 }
 
 impl Default for StreamTracker {
@@ -118,6 +129,7 @@ impl Default for StreamTracker {
             counters: Vec::new(),
             latency_in_stats: true,
             pending_latency: Vec::new(),
+            frames: FrameAssembler::default(),
         }
     }
 }
@@ -138,8 +150,22 @@ impl StreamTracker {
 
     /// Records a packet received and checked (every packet of a full viewer).
     pub fn record(&mut self, r: Received) {
+        let duplicates = self.stats.duplicates;
         self.record_header(r.seq, r.ssrc, r.payload_len, r.at);
         self.record_check(r);
+        match r.keyframe_start {
+            Some(keyframe_start) => {
+                let p = FramePacket {
+                    seq: r.seq,
+                    rtp_time: r.rtp_time,
+                    marker: r.marker,
+                    keyframe_start,
+                };
+                self.frames.push(p, r.at, &mut self.stats.frames);
+            }
+            None if self.stats.duplicates == duplicates => self.stats.frames.record_audio(r.at),
+            None => {}
+        }
     }
 
     /// A lean stream: from now on packets are counted by `record_header` and only samples
@@ -297,6 +323,8 @@ mod tests {
             now_us: 1_000,
             verified: Some((counter, 900)),
             keyframe_start: None,
+            rtp_time: 0,
+            marker: false,
         }
     }
 
@@ -317,6 +345,8 @@ mod tests {
         assert_eq!(s.latency_us, vec![100; 6]);
         assert_eq!(s.ssrcs, vec![7]);
         assert_eq!((s.first_counter, s.last_counter), (Some(0), Some(5)));
+        // Audio: one frame per distinct packet.
+        assert_eq!(s.frames.decoded, 5);
     }
 
     #[test]
