@@ -183,6 +183,11 @@ impl FrameAssembler {
         self.bound();
     }
 
+    /// Whether packets wait for a frame to complete.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Decodes the frame that follows the last decoded one if it is complete, or else the
     /// first complete keyframe after it; whether one was decoded.
     fn decode_next(&mut self, at: Instant, stats: &mut FrameStats) -> bool {
@@ -209,15 +214,13 @@ impl FrameAssembler {
     /// The marker packet's sequence number if the frame starting at `start` is complete.
     fn complete_from(&self, start: u64) -> Option<u64> {
         let first = self.pending.get(&start)?;
-        let mut expect = start;
-        for (&seq, p) in self.pending.range(start..) {
+        for (expect, (&seq, p)) in (start..).zip(self.pending.range(start..)) {
             if seq != expect || p.rtp_time != first.rtp_time {
                 return None;
             }
             if p.marker {
                 return Some(seq);
             }
-            expect += 1;
         }
         None
     }
@@ -335,8 +338,10 @@ mod tests {
             }
         }
         assert_eq!(a.stats().decoded, 1);
+        assert!(a.a.has_pending(), "frames wait behind the hole");
         // The retransmission completes frame 1, which releases 2 and 3 at once.
         a.push(lost, ms(t0, 200));
+        assert!(!a.a.has_pending());
         let s = a.stats();
         assert_eq!(s.decoded, 4);
         assert_eq!(s.longest_freeze(), Duration::from_millis(200));

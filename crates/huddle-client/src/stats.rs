@@ -168,6 +168,17 @@ impl StreamTracker {
         }
     }
 
+    /// Video: packets wait behind a frame that cannot be decoded, and no frame was decoded
+    /// for `for_at_least` (a decoder would ask for a keyframe).
+    pub fn stalled(&self, at: Instant, for_at_least: std::time::Duration) -> bool {
+        self.frames.has_pending()
+            && self
+                .stats
+                .frames
+                .last_decoded_at()
+                .is_some_and(|t| at.saturating_duration_since(t) >= for_at_least)
+    }
+
     /// A lean stream: from now on packets are counted by `record_header` and only samples
     /// go through `record_check`.
     pub fn set_lean(&mut self) {
@@ -383,5 +394,36 @@ mod tests {
         assert!(t.stats.latency_us.is_empty());
         assert_eq!(t.take_latency(), vec![100; 3]);
         assert!(t.take_latency().is_empty());
+    }
+
+    fn video(seq: u64, key: bool, rtp_time: u32, at: Instant) -> Received {
+        Received {
+            seq,
+            ssrc: 7,
+            payload_len: 100,
+            at,
+            now_us: 1_000,
+            verified: Some((seq, 900)),
+            keyframe_start: Some(key),
+            rtp_time,
+            marker: true,
+        }
+    }
+
+    #[test]
+    fn video_stalls_while_frames_wait_behind_a_hole() {
+        let t0 = Instant::now();
+        let ms = |m| t0 + std::time::Duration::from_millis(m);
+        let stall = std::time::Duration::from_millis(300);
+        let mut t = StreamTracker::default();
+        t.record(video(1, true, 0, t0));
+        // Packet 2 lost: frame 3 waits.
+        t.record(video(3, false, 6000, ms(100)));
+        assert!(!t.stalled(ms(200), stall));
+        assert!(t.stalled(ms(400), stall));
+        // Its retransmission releases both.
+        t.record(video(2, false, 3000, ms(450)));
+        assert_eq!(t.stats.frames.decoded, 3);
+        assert!(!t.stalled(ms(900), stall), "nothing waits");
     }
 }
