@@ -44,6 +44,8 @@ struct Figures {
     relay_loss: f64,
     residual: f64,
     decoded: u64,
+    /// Frames decoded over the whole run.
+    total: u64,
     skipped: u64,
     freeze: Duration,
 }
@@ -55,6 +57,7 @@ impl Figures {
             relay_loss,
             residual: residual_loss(&s.video),
             decoded: s.video.frames.decoded_between(from, to),
+            total: s.video.frames.decoded,
             skipped: s.video.frames.skipped,
             freeze: s.video.frames.longest_freeze_between(from, to).0,
         }
@@ -62,12 +65,13 @@ impl Figures {
 
     fn print(&self, clean: u64) {
         println!(
-            "{:<22} relay loss {:5.2}%  residual video loss {:5.3}%  frames decoded {:4} ({:5.1}% of loss-free {clean})  skipped {:3}  longest freeze {:4} ms",
+            "{:<22} relay loss {:5.2}%  residual video loss {:5.3}%  frames decoded {:4} ({:5.1}% of loss-free {clean}; {} in the whole run)  skipped {:3}  longest freeze {:4} ms",
             self.name,
             self.relay_loss * 100.0,
             self.residual * 100.0,
             self.decoded,
             self.decoded as f64 * 100.0 / clean.max(1) as f64,
+            self.total,
             self.skipped,
             self.freeze.as_millis(),
         );
@@ -121,6 +125,7 @@ async fn viewers_recover_from_random_and_bursty_loss() {
         ("bursty 5% (GE, 4)", Loss::bursty(0.05, 4.0)),
     ];
     let mut viewers = Vec::new();
+    let mut labels = Vec::new();
     for (seed, (name, loss)) in cases.into_iter().enumerate() {
         let down = Impairment {
             loss,
@@ -135,15 +140,22 @@ async fn viewers_recover_from_random_and_bursty_loss() {
         )
         .await
         .unwrap();
-        viewers.push((name, v, relay));
-    }
-    for (_, v, _) in &viewers {
         v.wait_connected(CONNECT).await.unwrap();
+        labels.push(new_subscriber(&server.base_url(), room, &labels).await);
+        viewers.push((name, v, relay));
     }
     tokio::time::sleep(SETTLE).await;
     let from = Instant::now();
     tokio::time::sleep(WINDOW).await;
     let to = Instant::now();
+    // Each viewer's bandwidth estimate at the end (a loss-based estimator lowers it).
+    for ((name, _, _), label) in viewers.iter().zip(&labels) {
+        let (_, paused, estimate) = layer_of(&server.base_url(), room, label).await;
+        println!(
+            "{name:<22} estimate at the end {:?} kbit/s, paused {paused}",
+            estimate.map(|e| e / 1000)
+        );
+    }
     publisher.close().await.unwrap();
     tokio::time::sleep(DRAIN).await;
 
