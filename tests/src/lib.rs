@@ -2,6 +2,7 @@
 //! loopback ports, and logging that shows up under `--nocapture`.
 
 pub mod fuzz;
+pub mod impair;
 
 use std::sync::Once;
 use std::time::Duration;

@@ -16,6 +16,7 @@
 mod batch_recv;
 pub mod clip;
 mod error;
+pub mod frames;
 pub mod http;
 mod lean;
 pub mod media;
@@ -30,7 +31,7 @@ mod viewer;
 
 pub use error::ClientError;
 pub use media::is_keyframe_start;
-pub use options::{ClientOptions, LEAN_SETTLE, LeanReceive, VideoCodec, VideoSource};
+pub use options::{ClientOptions, LEAN_SETTLE, LeanReceive, SendLayer, VideoCodec, VideoSource};
 pub use publisher::Publisher;
 pub use room::RoomMember;
 pub use stats::{ChatMessage, MemberStats, PublisherStats, StreamStats, ViewerStats};

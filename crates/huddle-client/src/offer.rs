@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{CodecConfig, PayloadParams};
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Simulcast, SimulcastLayer};
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
@@ -130,9 +130,16 @@ fn make_offer(rtc: &mut Rtc, opts: &ClientOptions, publish: bool) -> Result<Offe
     let audio_mid = opts
         .audio
         .then(|| api.add_media(MediaKind::Audio, dir, None, None, None));
+    let simulcast = (publish && !opts.simulcast.is_empty()).then(|| {
+        let mut s = Simulcast::new();
+        for l in &opts.simulcast {
+            s.add_send_layer(SimulcastLayer::new(l.rid));
+        }
+        s
+    });
     let video_mid = opts
         .video
-        .map(|_| api.add_media(MediaKind::Video, dir, None, None, None));
+        .map(|_| api.add_media(MediaKind::Video, dir, None, None, simulcast));
     let (offer, pending): (_, SdpPendingOffer) = api
         .apply()
         .ok_or_else(|| ClientError::Protocol("nothing to offer: no audio and no video".into()))?;

@@ -58,9 +58,43 @@ pub struct ClientOptions {
     pub request_keyframes: bool,
     /// Timeout for each HTTP request (POST/DELETE).
     pub http_timeout: Duration,
+    /// Publisher, synthetic VP8/H.264: send these simulcast layers (RFC 8853, one `rid`
+    /// each, every frame in every layer, keyframes together) instead of one encoding;
+    /// `video_bitrate_bps` is then unused. Empty: one encoding.
+    pub simulcast: Vec<SendLayer>,
     /// Viewer: count packets from their cleartext RTP headers and decrypt and check only a
     /// sample ([`LeanReceive`]); `None` decrypts and checks every packet.
     pub lean: Option<LeanReceive>,
+}
+
+/// One simulcast layer a publisher sends ([`ClientOptions::simulcast`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SendLayer {
+    /// Its `rid`.
+    pub rid: &'static str,
+    /// Its video bitrate, bits per second.
+    pub bitrate_bps: u64,
+}
+
+impl SendLayer {
+    /// The three layers a browser sends: `q`, `h` and `f` at an eighth, a third and all of
+    /// `full_bps`.
+    pub fn three(full_bps: u64) -> Vec<SendLayer> {
+        vec![
+            SendLayer {
+                rid: "q",
+                bitrate_bps: full_bps / 8,
+            },
+            SendLayer {
+                rid: "h",
+                bitrate_bps: full_bps / 3,
+            },
+            SendLayer {
+                rid: "f",
+                bitrate_bps: full_bps,
+            },
+        ]
+    }
 }
 
 /// How a lean viewer samples and reads: see [`ClientOptions::lean`].
@@ -114,6 +148,7 @@ impl Default for ClientOptions {
             request_keyframes: true,
             http_timeout: Duration::from_secs(10),
             lean: None,
+            simulcast: Vec::new(),
         }
     }
 }

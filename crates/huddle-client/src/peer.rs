@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{KeyframeRequestKind, Mid, Pt};
+use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
@@ -64,6 +64,8 @@ struct TxStream {
     pt: Pt,
     seq: u64,
     rtp_time: u32,
+    /// Video: whether [`tune_rtx`] ran on its str0m stream.
+    rtx_tuned: bool,
 }
 
 impl TxStream {
@@ -73,8 +75,31 @@ impl TxStream {
             pt,
             seq: rand::random_range(1..30_000),
             rtp_time: rand::random(),
+            rtx_tuned: false,
         }
     }
+}
+
+/// One simulcast layer a publisher sends: its own numbering and generator.
+#[derive(Debug)]
+struct LayerTx {
+    rid: Rid,
+    seq: u64,
+    generator: VideoGenerator,
+    rtx_tuned: bool,
+}
+
+/// Retransmissions may take up to this share of what a video stream sent in the last
+/// second, as a browser allows: str0m's default, 15%, drops the resends a 15% lossy link
+/// needs (they are lost at that rate too).
+const RTX_RATIO_CAP: f32 = 0.5;
+/// Packets and age of the retransmission history (str0m's defaults for both).
+const RTX_HISTORY_PACKETS: usize = 1024;
+const RTX_HISTORY: Duration = Duration::from_secs(3);
+
+/// Sets a video send stream's retransmission history (once per stream).
+fn tune_rtx(stream: &mut str0m::rtp::StreamTx) {
+    stream.set_rtx_cache(RTX_HISTORY_PACKETS, RTX_HISTORY, Some(RTX_RATIO_CAP));
 }
 
 /// Where a publisher's video frames come from.
@@ -88,6 +113,8 @@ enum VideoFrames {
 #[derive(Debug)]
 pub(crate) struct PublishState {
     video: Option<(TxStream, VideoFrames)>,
+    /// Simulcast layers ([`ClientOptions::simulcast`]); empty: `video` is the one encoding.
+    layers: Vec<LayerTx>,
     audio: Option<(TxStream, AudioGenerator)>,
     /// Send [`OPUS_SILENCE`] instead of synthetic audio (with the clip).
     opus_silence: bool,
@@ -157,8 +184,26 @@ impl PublishState {
             None => None,
         };
         let clip = opts.video_source == VideoSource::Clip;
+        let layers = match (&video, clip) {
+            (Some(_), false) => opts
+                .simulcast
+                .iter()
+                .map(|l| LayerTx {
+                    rid: Rid::from(l.rid),
+                    rtx_tuned: false,
+                    seq: rand::random_range(1..30_000),
+                    generator: VideoGenerator::new(
+                        opts.video.unwrap_or(VideoCodec::Vp8),
+                        l.bitrate_bps,
+                        opts.fps,
+                    ),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         Ok(PublishState {
             video,
+            layers,
             audio,
             opus_silence: clip,
             fps: if clip { CLIP_FPS } else { opts.fps.max(1) },
@@ -396,8 +441,13 @@ enum PliTarget {
 /// Key of `MemberShared::received` for packets whose m-line has no msid stream id.
 const UNKNOWN_PARTICIPANT: &str = "?";
 
+/// Video packets arriving but no frame decoded for this long: ask for a keyframe.
+const STALLED: Duration = Duration::from_millis(300);
+
 /// Records a received packet (`checked_only`: a lean sample, already counted from its
-/// header); whether a PLI should be sent (video before any keyframe).
+/// header); whether a PLI should be sent: video before any keyframe, or — as a browser's
+/// decoder does when loss went beyond repair — video whose frames have stopped decoding
+/// for [`STALLED`] while packets keep arriving.
 fn record(
     s: &mut ViewerShared,
     received: Received,
@@ -414,7 +464,7 @@ fn record(
     }
     !is_audio
         && request_keyframes
-        && s.video.stats.first_keyframe_at.is_none()
+        && (s.video.stats.first_keyframe_at.is_none() || s.video.stalled(received.at, STALLED))
         && last_pli.is_none_or(|t| received.at - t >= PLI_INTERVAL)
 }
 
@@ -870,6 +920,8 @@ impl Driver {
             now_us: at_us,
             verified: verified.map(|h| (h.counter, h.send_time_us)),
             keyframe_start,
+            rtp_time: pkt.header.timestamp,
+            marker: pkt.header.marker,
         };
         let want_pli = match &mut self.role {
             Role::Publish(_) => return,
@@ -969,6 +1021,61 @@ impl Driver {
         let Some((tx, frames)) = &mut p.video else {
             return;
         };
+        if !p.layers.is_empty() {
+            let keyframe = p.keyframe_wanted || periodic;
+            let (mid, pt, rtp_time) = (tx.mid, tx.pt, tx.rtp_time);
+            tx.rtp_time = tx.rtp_time.wrapping_add(90_000 / fps);
+            if keyframe {
+                p.keyframe_wanted = false;
+                p.last_keyframe = Some(now);
+            }
+            let mut writes = Vec::new();
+            let mut untuned = Vec::new();
+            for l in &mut p.layers {
+                let frame = l.generator.next_frame(keyframe, now_us());
+                for packet in frame.packets {
+                    writes.push((l.rid, l.seq, packet));
+                    l.seq += 1;
+                }
+                if !l.rtx_tuned {
+                    l.rtx_tuned = true;
+                    untuned.push(l.rid);
+                }
+            }
+            for rid in untuned {
+                if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, Some(rid)) {
+                    tune_rtx(stream);
+                }
+            }
+            {
+                let mut s = lock(&p.stats);
+                s.video_packets_sent += writes.len() as u64;
+                s.video_bytes_sent += writes
+                    .iter()
+                    .map(|(_, _, x)| x.payload.len() as u64)
+                    .sum::<u64>();
+                if keyframe {
+                    s.keyframes_sent += 1;
+                }
+            }
+            for (rid, seq, packet) in writes {
+                let mut api = self.rtc.direct_api();
+                let Some(stream) = api.stream_tx_by_mid(mid, Some(rid)) else {
+                    tracing::warn!("no send stream for video mid {mid} rid {rid}");
+                    return;
+                };
+                stream.write_rtp(
+                    RtpWrite::new(pt, seq.into(), rtp_time, Instant::now(), packet.payload)
+                        .marker(packet.marker)
+                        .nackable(true),
+                );
+                if let Err(e) = self.drain_after_write().await {
+                    tracing::warn!("rtc poll failed after write: {e}");
+                    return;
+                }
+            }
+            return;
+        }
         let frame: VideoFrame = match frames {
             VideoFrames::Synthetic(generator) => {
                 generator.next_frame(p.keyframe_wanted || periodic, now_us())
@@ -1006,12 +1113,16 @@ impl Driver {
                 s.keyframes_sent += 1;
             }
         }
+        let tune = !std::mem::replace(&mut tx.rtx_tuned, true);
         for (i, packet) in frame.packets.into_iter().enumerate() {
             let mut api = self.rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 tracing::warn!("no send stream for video mid {mid}");
                 return;
             };
+            if tune && i == 0 {
+                tune_rtx(stream);
+            }
             let seq: SeqNo = (first_seq + i as u64).into();
             stream.write_rtp(
                 RtpWrite::new(pt, seq, rtp_time, Instant::now(), packet.payload)

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::frames::{FrameAssembler, FramePacket, FrameStats};
+
 /// Most latency samples kept per stream.
 pub const MAX_LATENCY_SAMPLES: usize = 100_000;
 /// Window of recent sequence numbers remembered to tell duplicates from reorders.
@@ -70,6 +72,9 @@ pub struct StreamStats {
     pub lean: bool,
     /// Packets decrypted and checked (every packet unless `lean`).
     pub samples: u64,
+    /// Frames a decoder could have decoded, and when ([`crate::frames`]): video frames
+    /// rebuilt from RTP, audio packets one frame each. Empty for a lean stream.
+    pub frames: FrameStats,
 }
 
 impl StreamStats {
@@ -96,6 +101,10 @@ pub(crate) struct Received {
     pub verified: Option<(u64, u64)>,
     /// Video: whether this packet starts a keyframe.
     pub keyframe_start: Option<bool>,
+    /// RTP timestamp.
+    pub rtp_time: u32,
+    /// RTP marker bit.
+    pub marker: bool,
 }
 
 /// Receive-side state that is not part of the snapshot.
@@ -108,6 +117,8 @@ pub(crate) struct StreamTracker {
     /// to `pending_latency`, which [`StreamTracker::take_latency`] drains.
     latency_in_stats: bool,
     pending_latency: Vec<u64>,
+    /// Video frames waiting for their packets.
+    frames: FrameAssembler,
 }
 
 impl Default for StreamTracker {
@@ -118,6 +129,7 @@ impl Default for StreamTracker {
             counters: Vec::new(),
             latency_in_stats: true,
             pending_latency: Vec::new(),
+            frames: FrameAssembler::default(),
         }
     }
 }
@@ -138,8 +150,33 @@ impl StreamTracker {
 
     /// Records a packet received and checked (every packet of a full viewer).
     pub fn record(&mut self, r: Received) {
+        let duplicates = self.stats.duplicates;
         self.record_header(r.seq, r.ssrc, r.payload_len, r.at);
         self.record_check(r);
+        match r.keyframe_start {
+            Some(keyframe_start) => {
+                let p = FramePacket {
+                    seq: r.seq,
+                    rtp_time: r.rtp_time,
+                    marker: r.marker,
+                    keyframe_start,
+                };
+                self.frames.push(p, r.at, &mut self.stats.frames);
+            }
+            None if self.stats.duplicates == duplicates => self.stats.frames.record_audio(r.at),
+            None => {}
+        }
+    }
+
+    /// Video: packets wait behind a frame that cannot be decoded, and no frame was decoded
+    /// for `for_at_least` (a decoder would ask for a keyframe).
+    pub fn stalled(&self, at: Instant, for_at_least: std::time::Duration) -> bool {
+        self.frames.has_pending()
+            && self
+                .stats
+                .frames
+                .last_decoded_at()
+                .is_some_and(|t| at.saturating_duration_since(t) >= for_at_least)
     }
 
     /// A lean stream: from now on packets are counted by `record_header` and only samples
@@ -297,6 +334,8 @@ mod tests {
             now_us: 1_000,
             verified: Some((counter, 900)),
             keyframe_start: None,
+            rtp_time: 0,
+            marker: false,
         }
     }
 
@@ -317,6 +356,8 @@ mod tests {
         assert_eq!(s.latency_us, vec![100; 6]);
         assert_eq!(s.ssrcs, vec![7]);
         assert_eq!((s.first_counter, s.last_counter), (Some(0), Some(5)));
+        // Audio: one frame per distinct packet.
+        assert_eq!(s.frames.decoded, 5);
     }
 
     #[test]
@@ -353,5 +394,36 @@ mod tests {
         assert!(t.stats.latency_us.is_empty());
         assert_eq!(t.take_latency(), vec![100; 3]);
         assert!(t.take_latency().is_empty());
+    }
+
+    fn video(seq: u64, key: bool, rtp_time: u32, at: Instant) -> Received {
+        Received {
+            seq,
+            ssrc: 7,
+            payload_len: 100,
+            at,
+            now_us: 1_000,
+            verified: Some((seq, 900)),
+            keyframe_start: Some(key),
+            rtp_time,
+            marker: true,
+        }
+    }
+
+    #[test]
+    fn video_stalls_while_frames_wait_behind_a_hole() {
+        let t0 = Instant::now();
+        let ms = |m| t0 + std::time::Duration::from_millis(m);
+        let stall = std::time::Duration::from_millis(300);
+        let mut t = StreamTracker::default();
+        t.record(video(1, true, 0, t0));
+        // Packet 2 lost: frame 3 waits.
+        t.record(video(3, false, 6000, ms(100)));
+        assert!(!t.stalled(ms(200), stall));
+        assert!(t.stalled(ms(400), stall));
+        // Its retransmission releases both.
+        t.record(video(2, false, 3000, ms(450)));
+        assert_eq!(t.stats.frames.decoded, 3);
+        assert!(!t.stalled(ms(900), stall), "nothing waits");
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::ClientError;
 use crate::http::delete_session;
-use crate::offer::{Negotiated, answer_offer, negotiate};
+use crate::offer::{Negotiated, answer_offer, negotiate, negotiate_with};
 use crate::options::ClientOptions;
 use crate::peer::{PeerHandle, Role, ViewState, ViewerShared, lock};
 use crate::stats::ViewerStats;
@@ -27,6 +27,20 @@ impl Viewer {
     /// and AV1 if `opts.video` is set) to `whep_url`, applies the answer and starts the peer.
     pub async fn connect(whep_url: &str, opts: ClientOptions) -> Result<Viewer, ClientError> {
         let n = negotiate(whep_url, &opts, false).await?;
+        Self::start(n, opts)
+    }
+
+    /// For signalling other than a plain WHEP POST (e.g. through a relay that rewrites the
+    /// answer): `exchange` gets the offer SDP and returns the answer SDP.
+    pub async fn connect_with<F, Fut>(
+        opts: ClientOptions,
+        exchange: F,
+    ) -> Result<Viewer, ClientError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<String, ClientError>>,
+    {
+        let n = negotiate_with(&opts, false, exchange).await?;
         Self::start(n, opts)
     }
 
