@@ -8,7 +8,7 @@
 //! first [`STEADY_AFTER`] of churn. Memory is taken as settled after the first hundred cycles
 //! or that long, whichever comes later.
 //!
-//! The suite runs a short version; `HUDDLE_CHURN_CYCLES=3000 cargo test --release -p
+//! The suite runs a short version; `HUDDLE_CHURN_CYCLES=3000 cargo test -p
 //! huddle-tests --test churn -- --nocapture` is the long one (docs/soak.md).
 
 use std::time::{Duration, Instant};
