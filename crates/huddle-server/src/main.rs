@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use huddle_server::auth::{Claims, Grant, Signer};
-use huddle_server::config::LogFormat;
 use huddle_server::config::file::FileError;
+use huddle_server::config::{LogFormat, parse_duration};
 use huddle_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -43,25 +43,8 @@ struct TokenArgs {
     #[arg(long = "grant", value_enum, required = true)]
     grants: Vec<Grant>,
     /// How long it is valid: 90s, 30m, 1h, 7d.
-    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
     ttl: Duration,
-}
-
-fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?}: a number and s, m, h or d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
-    };
-    Ok(Duration::from_secs(secs))
 }
 
 #[tokio::main]
