@@ -19,6 +19,7 @@
 //! base denominator (rate), `u32` numerator (scale), `u32` frame count, `u32` unused —
 //! then per frame a 12-byte header (`u32` frame size, `u64` timestamp) and the frame.
 
+use crate::bytes::{array, le_u16, le_u32};
 use crate::media::{MAX_PACKET_PAYLOAD, MediaPacket, VideoFrame, split_sizes};
 
 /// The embedded VP8 clip (IVF), see the module docs for how it was made.
@@ -112,30 +113,23 @@ pub struct Ivf<'a> {
     pub frames: Vec<IvfFrame<'a>>,
 }
 
-fn u16_le(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn u32_le(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 impl<'a> Ivf<'a> {
     /// Parses IVF data; the frames borrow from `data`. The frame-count field of the
     /// header is ignored (writers often leave it stale): frames are read to the end.
     pub fn parse(data: &'a [u8]) -> Result<Self, IvfError> {
+        let field16 = |at| le_u16(data, at).ok_or(IvfError::TooShort);
+        let field32 = |at| le_u32(data, at).ok_or(IvfError::TooShort);
         if data.len() < IVF_HEADER_LEN {
             return Err(IvfError::TooShort);
         }
-        if data[0..4] != IVF_SIGNATURE {
+        if data.get(0..4) != Some(&IVF_SIGNATURE[..]) {
             return Err(IvfError::BadSignature);
         }
-        let header_len = u16_le(data, 6);
+        let header_len = field16(6)?;
         if usize::from(header_len) < IVF_HEADER_LEN || usize::from(header_len) > data.len() {
             return Err(IvfError::BadHeaderLen(header_len));
         }
-        let mut fourcc = [0u8; 4];
-        fourcc.copy_from_slice(&data[8..12]);
+        let fourcc = array::<4>(data, 8).ok_or(IvfError::TooShort)?;
         let mut frames = Vec::new();
         let mut off = usize::from(header_len);
         while off < data.len() {
@@ -144,12 +138,10 @@ impl<'a> Ivf<'a> {
                 offset: off,
             };
             let body = off + IVF_FRAME_HEADER_LEN;
-            if body > data.len() {
+            let (Some(size), Some(ts)) = (le_u32(data, off), array::<8>(data, off + 4)) else {
                 return Err(truncated);
-            }
-            let size = u32_le(data, off) as usize;
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&data[off + 4..body]);
+            };
+            let size = size as usize;
             let end = body.checked_add(size).ok_or(truncated.clone())?;
             let frame = data.get(body..end).ok_or(truncated)?;
             frames.push(IvfFrame {
@@ -160,10 +152,10 @@ impl<'a> Ivf<'a> {
         }
         Ok(Ivf {
             fourcc,
-            width: u16_le(data, 12),
-            height: u16_le(data, 14),
-            rate: u32_le(data, 16),
-            scale: u32_le(data, 20),
+            width: field16(12)?,
+            height: field16(14)?,
+            rate: field32(16)?,
+            scale: field32(20)?,
             frames,
         })
     }
@@ -193,7 +185,7 @@ pub fn packetize_vp8(frame: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
         } else {
             VP8_DESCRIPTOR_CONT
         });
-        p.extend_from_slice(&frame[off..off + size]);
+        p.extend_from_slice(frame.get(off..off + size).unwrap_or_default());
         off += size;
         out.push(p);
     }
@@ -259,17 +251,25 @@ impl ClipPlayer {
     pub fn skip_to_keyframe(&mut self) -> usize {
         let n = self.frames.len();
         let skip = (0..n)
-            .find(|k| self.frames[(self.next + k) % n].is_vp8_keyframe())
+            .find(|k| {
+                self.frames
+                    .get((self.next + k) % n)
+                    .is_some_and(|f| f.is_vp8_keyframe())
+            })
             .unwrap_or(0);
-        self.next = (self.next + skip) % n;
+        self.next = (self.next + skip) % n.max(1);
         skip
     }
 
     /// The next clip frame as RTP payloads (≤ [`MAX_PACKET_PAYLOAD`] bytes each, marker
     /// on the last), looping at the end of the clip. Packet counters count up from 0.
     pub fn next_frame(&mut self) -> VideoFrame {
-        let frame = self.frames[self.next];
-        self.next = (self.next + 1) % self.frames.len();
+        // `new` refuses a clip without frames.
+        let frame = self.frames.get(self.next).copied().unwrap_or(IvfFrame {
+            timestamp: 0,
+            data: &[],
+        });
+        self.next = (self.next + 1) % self.frames.len().max(1);
         self.frames_played += 1;
         let payloads = packetize_vp8(frame.data, MAX_PACKET_PAYLOAD);
         let last = payloads.len() - 1;
@@ -325,8 +325,8 @@ mod tests {
         // A VP8 keyframe carries the start code and the clip's dimensions.
         let k = ivf.frames[0].data;
         assert_eq!(&k[3..6], &[0x9d, 0x01, 0x2a]);
-        assert_eq!(u16_le(k, 6) & 0x3fff, 320);
-        assert_eq!(u16_le(k, 8) & 0x3fff, 240);
+        assert_eq!(le_u16(k, 6).unwrap() & 0x3fff, 320);
+        assert_eq!(le_u16(k, 8).unwrap() & 0x3fff, 240);
     }
 
     #[test]
@@ -339,7 +339,7 @@ mod tests {
         bad[6] = 8;
         assert_eq!(Ivf::parse(&bad).unwrap_err(), IvfError::BadHeaderLen(8));
         // Cut in the middle of the first frame, then of the second frame header.
-        let first = u32_le(CLIP_IVF, 32) as usize;
+        let first = le_u32(CLIP_IVF, 32).unwrap() as usize;
         assert_eq!(
             Ivf::parse(&CLIP_IVF[..100]).unwrap_err(),
             IvfError::Truncated {

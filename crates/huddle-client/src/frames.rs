@@ -97,11 +97,7 @@ impl FrameStats {
 
     /// The longest gap between consecutive decoded frames since the first one.
     pub fn longest_freeze(&self) -> Duration {
-        self.decode_times
-            .windows(2)
-            .map(|w| w[1].saturating_duration_since(w[0]))
-            .max()
-            .unwrap_or_default()
+        self.gaps().map(|(_, gap)| gap).max().unwrap_or_default()
     }
 
     /// The longest time without a decoded frame within `[from, to]`, counting from `from` to
@@ -131,13 +127,16 @@ impl FrameStats {
     /// The gaps between consecutive decoded frames longer than `over`: (when the gap ended,
     /// its length), in order.
     pub fn freezes_over(&self, over: Duration) -> Vec<(Instant, Duration)> {
-        self.decode_times
-            .windows(2)
-            .filter_map(|w| {
-                let gap = w[1].saturating_duration_since(w[0]);
-                (gap > over).then_some((w[1], gap))
-            })
-            .collect()
+        self.gaps().filter(|(_, gap)| *gap > over).collect()
+    }
+
+    /// Each gap between consecutive decoded frames: (when it ended, its length).
+    fn gaps(&self) -> impl Iterator<Item = (Instant, Duration)> + '_ {
+        let times = &self.decode_times;
+        times
+            .iter()
+            .zip(times.iter().skip(1))
+            .map(|(a, b)| (*b, b.saturating_duration_since(*a)))
     }
 }
 

@@ -15,6 +15,8 @@
 //! they describe the sample (a fraction lost of about 1 − 1/`sample_one_in`).
 
 use str0m::Rtc;
+
+use crate::bytes::{be_u16, be_u32};
 use str0m::format::Codec;
 use str0m::media::Pt;
 
@@ -34,23 +36,23 @@ pub(crate) struct RtpHead {
 /// RFC 7983 demultiplexing: the first byte of RTP/RTCP is 128–191; of those, a second byte
 /// of 192–223 is RTCP (RFC 5761: payload types 64–95 are not used for RTP).
 pub(crate) fn parse_rtp_head(b: &[u8]) -> Option<RtpHead> {
-    if b.len() < 12 || !(128..=191).contains(&b[0]) || (192..=223).contains(&b[1]) {
+    let (first, second) = (*b.first()?, *b.get(1)?);
+    if b.len() < 12 || !(128..=191).contains(&first) || (192..=223).contains(&second) {
         return None;
     }
-    let csrcs = usize::from(b[0] & 0x0f);
+    let csrcs = usize::from(first & 0x0f);
     let mut header_len = 12 + 4 * csrcs;
-    if b[0] & 0x10 != 0 {
-        let ext = b.get(header_len..header_len + 4)?;
-        let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+    if first & 0x10 != 0 {
+        let words = usize::from(be_u16(b, header_len + 2)?);
         header_len += 4 + 4 * words;
     }
     if header_len > b.len() {
         return None;
     }
     Some(RtpHead {
-        pt: b[1] & 0x7f,
-        seq: u16::from_be_bytes([b[2], b[3]]),
-        ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        pt: second & 0x7f,
+        seq: be_u16(b, 2)?,
+        ssrc: be_u32(b, 8)?,
         header_len,
     })
 }
@@ -127,22 +129,20 @@ impl LeanCounter {
             return Verdict::NotCounted;
         };
         let kinds = self.kinds.get_or_insert_with(|| kinds_of(rtc));
-        let Some(kind) = kinds[usize::from(head.pt)] else {
+        let Some(kind) = kinds.get(usize::from(head.pt)).copied().flatten() else {
             return Verdict::NotCounted;
         };
-        let i = match self.streams.iter().position(|s| s.ssrc == head.ssrc) {
-            Some(i) => i,
-            None => {
-                self.streams.push(LeanStream {
-                    ssrc: head.ssrc,
-                    count: 0,
-                    max_ext: u64::from(head.seq),
-                    nack_suppressed: false,
-                });
-                self.streams.len() - 1
-            }
+        if !self.streams.iter().any(|s| s.ssrc == head.ssrc) {
+            self.streams.push(LeanStream {
+                ssrc: head.ssrc,
+                count: 0,
+                max_ext: u64::from(head.seq),
+                nack_suppressed: false,
+            });
+        }
+        let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == head.ssrc) else {
+            return Verdict::NotCounted;
         };
-        let s = &mut self.streams[i];
         let ext_seq = extend_seq(s.max_ext, head.seq);
         s.max_ext = s.max_ext.max(ext_seq);
         let sample = s.count.is_multiple_of(self.sample_one_in)

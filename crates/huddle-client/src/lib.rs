@@ -13,7 +13,18 @@
 //! With [`VideoSource::Clip`] the publisher instead sends a real, decodable VP8 clip
 //! ([`clip`]) in a loop, with Opus silence, so a browser viewer can decode it.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 mod batch_recv;
+mod bytes;
 pub mod clip;
 mod error;
 pub mod frames;

@@ -7,6 +7,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::bytes::{array, be_u16};
 use crate::options::VideoCodec;
 
 /// Magic at the start of the huddle header.
@@ -85,15 +86,13 @@ impl HuddleHeader {
         if b.len() < HEADER_LEN {
             return Err(VerifyError::TooShort);
         }
-        if b[0..4] != MAGIC {
+        if b.get(0..4) != Some(&MAGIC[..]) {
             return Err(VerifyError::BadMagic);
         }
-        let mut kind = [0u8; 4];
-        kind.copy_from_slice(&b[4..8]);
-        let mut counter = [0u8; 8];
-        counter.copy_from_slice(&b[8..16]);
-        let mut send = [0u8; 8];
-        send.copy_from_slice(&b[16..24]);
+        let (Some(kind), Some(counter), Some(send)) = (array(b, 4), array(b, 8), array(b, 16))
+        else {
+            return Err(VerifyError::TooShort);
+        };
         Ok(HuddleHeader {
             kind: u32::from_be_bytes(kind),
             counter: u64::from_be_bytes(counter),
@@ -410,9 +409,9 @@ fn video_body_offset(codec: VideoCodec, p: &[u8]) -> Result<usize, VerifyError> 
                 return Err(VerifyError::BadCodecHeader("vp8 frame tag"));
             }
             let rest = p.get(off + 3..off + 10).ok_or(VerifyError::TooShort)?;
-            if rest[0..3] != VP8_START_CODE
-                || rest[3..5] != VIDEO_WIDTH.to_le_bytes()
-                || rest[5..7] != VIDEO_HEIGHT.to_le_bytes()
+            if rest.get(0..3) != Some(&VP8_START_CODE[..])
+                || rest.get(3..5) != Some(&VIDEO_WIDTH.to_le_bytes()[..])
+                || rest.get(5..7) != Some(&VIDEO_HEIGHT.to_le_bytes()[..])
             {
                 return Err(VerifyError::BadCodecHeader("vp8 keyframe header"));
             }
@@ -423,10 +422,10 @@ fn video_body_offset(codec: VideoCodec, p: &[u8]) -> Result<usize, VerifyError> 
             match b0 {
                 H264_STAP_A => {
                     let expect = codec_prefix(Slot::H264StapA, p.len());
-                    if p.len() < expect.len() {
+                    let Some(got) = p.get(..expect.len()) else {
                         return Err(VerifyError::TooShort);
-                    }
-                    if p[..expect.len()] != expect[..] {
+                    };
+                    if got != &expect[..] {
                         return Err(VerifyError::BadCodecHeader("h264 stap-a"));
                     }
                     Ok(expect.len())
@@ -458,7 +457,7 @@ pub fn verify_payload(codec: Option<VideoCodec>, p: &[u8]) -> Result<HuddleHeade
     if h.kind != kind {
         return Err(VerifyError::WrongKind(h.kind));
     }
-    for (i, b) in body[HEADER_LEN..].iter().enumerate() {
+    for (i, b) in body.iter().skip(HEADER_LEN).enumerate() {
         if *b != filler_byte(h.counter, i) {
             return Err(VerifyError::FillerMismatch(off + HEADER_LEN + i));
         }
@@ -484,7 +483,9 @@ pub fn is_keyframe_start(codec: VideoCodec, payload: &[u8]) -> bool {
                 24 => {
                     let mut off = 1;
                     while off + 2 < payload.len() {
-                        let len = usize::from(u16::from_be_bytes([payload[off], payload[off + 1]]));
+                        let Some(len) = be_u16(payload, off).map(usize::from) else {
+                            return false;
+                        };
                         let Some(&nal) = payload.get(off + 2) else {
                             return false;
                         };

@@ -737,7 +737,10 @@ impl Driver {
                     let ago = Duration::from_micros(wall.saturating_sub(us));
                     (mono.checked_sub(ago).unwrap_or(mono), us)
                 });
-                dirty = self.receive_bytes(&batch.bufs[i][..d.len], d.source, arrival);
+                let Some(bytes) = batch.bufs.get(i).and_then(|b| b.get(..d.len)) else {
+                    continue;
+                };
+                dirty = self.receive_bytes(bytes, d.source, arrival);
             }
             if n < BATCH {
                 break;
@@ -749,7 +752,7 @@ impl Driver {
     /// A datagram from a woken socket (in `self.buf`): [`Driver::receive_bytes`].
     fn receive(&mut self, n: usize, source: SocketAddr) -> bool {
         let buf = std::mem::take(&mut self.buf);
-        let mutated = self.receive_bytes(&buf[..n], source, None);
+        let mutated = self.receive_bytes(buf.get(..n).unwrap_or_default(), source, None);
         self.buf = buf;
         mutated
     }

@@ -73,11 +73,13 @@ impl MemberShared {
 
     /// Room events that need no reply (`participant-joined`, `participant-left`, `error`).
     fn note(&mut self, msg: &Value) {
-        let str_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        match msg["type"].as_str() {
-            Some("participant-joined") => self.joined.push(str_of(&msg["participant"]["id"])),
-            Some("participant-left") => self.left.push(str_of(&msg["id"])),
-            Some("error") => self.errors.push(str_of(&msg["reason"])),
+        let str_of = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
+        match text(msg, "type") {
+            Some("participant-joined") => self
+                .joined
+                .push(str_of(msg.get("participant").and_then(|p| p.get("id")))),
+            Some("participant-left") => self.left.push(str_of(msg.get("id"))),
+            Some("error") => self.errors.push(str_of(msg.get("reason"))),
             _ => {}
         }
     }
@@ -217,13 +219,12 @@ impl RoomMember {
             .map_err(|e| ws_err("connect", e))?;
         send_json(&mut ws, json!({"type": "join", "name": name})).await?;
         let welcome = next_json(&mut ws).await?;
-        if welcome["type"] != "welcome" {
+        if text(&welcome, "type") != Some("welcome") {
             return Err(ClientError::Protocol(format!(
                 "expected welcome, got {welcome}"
             )));
         }
-        let id = welcome["id"]
-            .as_str()
+        let id = text(&welcome, "id")
             .ok_or_else(|| ClientError::Protocol(format!("welcome without id: {welcome}")))?
             .to_owned();
         let shared = Arc::new(Mutex::new(MemberShared {
@@ -271,12 +272,12 @@ impl RoomMember {
         .await?;
         let answer = loop {
             let msg = next_json(&mut ws).await?;
-            match msg["type"].as_str() {
-                Some("answer") => break msg["sdp"].as_str().unwrap_or_default().to_owned(),
+            match text(&msg, "type") {
+                Some("answer") => break text(&msg, "sdp").unwrap_or_default().to_owned(),
                 Some("error") => {
                     return Err(ClientError::Protocol(format!(
                         "offer refused: {}",
-                        msg["reason"]
+                        text(&msg, "reason").unwrap_or_default()
                     )));
                 }
                 _ => lock(&shared).note(&msg),
@@ -375,13 +376,13 @@ async fn signaling(
                         continue;
                     }
                 };
-                if msg["type"] != "offer" {
+                if text(&msg, "type") != Some("offer") {
                     lock(&shared).note(&msg);
                     continue;
                 }
                 lock(&shared).server_offers += 1;
                 let (reply, answer) = oneshot::channel();
-                let sdp = msg["sdp"].as_str().unwrap_or_default().to_owned();
+                let sdp = text(&msg, "sdp").unwrap_or_default().to_owned();
                 if control.send(Control::Offer { sdp, reply }).is_err() {
                     break; // the drive loop is gone
                 }
@@ -410,6 +411,11 @@ async fn signaling(
         }
     }
     lock(&shared).signaling_open = false;
+}
+
+/// A message's string field, if it has one.
+fn text<'a>(msg: &'a Value, key: &str) -> Option<&'a str> {
+    msg.get(key).and_then(Value::as_str)
 }
 
 #[cfg(test)]

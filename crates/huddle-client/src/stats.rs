@@ -213,7 +213,7 @@ impl StreamTracker {
                 s.last_seq = Some(seq);
             }
             Some(_) => {
-                if self.seq_slots[slot] == seq {
+                if self.seq_slots.get(slot) == Some(&seq) {
                     s.duplicates += 1;
                 } else {
                     s.seq_reorders += 1;
@@ -222,7 +222,9 @@ impl StreamTracker {
                 }
             }
         }
-        self.seq_slots[slot] = seq;
+        if let Some(remembered) = self.seq_slots.get_mut(slot) {
+            *remembered = seq;
+        }
     }
 
     /// The payload-level bookkeeping of one decrypted packet: check, latency, counters,
@@ -257,8 +259,10 @@ impl StreamTracker {
                         self.counters.resize(word + 1, 0);
                     }
                     let bit = 1u64 << (counter % 64);
-                    if self.counters[word] & bit == 0 {
-                        self.counters[word] |= bit;
+                    if let Some(w) = self.counters.get_mut(word)
+                        && *w & bit == 0
+                    {
+                        *w |= bit;
                         s.counters_seen += 1;
                     }
                 }
