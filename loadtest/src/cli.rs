@@ -308,8 +308,8 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
                 join_rate: *join_rate,
                 ..opts
             };
-            if sut.len() == 1 && *rounds == 1 {
-                let mut s = c.start(sut[0]).await?;
+            if let ([only], 1) = (sut.as_slice(), *rounds) {
+                let mut s = c.start(*only).await?;
                 let r = broadcast::run(s.as_ref(), *viewers, &opts, c.harness_threads).await;
                 s.stop();
                 let r = r?;

@@ -8,6 +8,16 @@
 //! - [`compare`]: `broadcast --sut huddle,janus`, interleaved runs side by side.
 //! - [`report`], [`plot`]: tables, JSON and the ramp SVG.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod cli;
 pub mod compare;
 pub mod floor;

@@ -22,7 +22,10 @@ fn pick(sorted: &[f64], q: f64) -> f64 {
         return 0.0;
     }
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    sorted
+        .get(i.min(sorted.len() - 1))
+        .copied()
+        .unwrap_or_default()
 }
 
 pub fn percentiles_f64(v: &mut [f64]) -> Percentiles {

@@ -197,8 +197,8 @@ impl Session {
         let (send, recv) = oneshot::channel();
         lock(&self.waiters).insert(tx.clone(), send);
         let mut msg = json!({"janus": "message", "transaction": tx, "body": body});
-        if let Some(j) = jsep {
-            msg["jsep"] = j;
+        if let (Some(j), Some(fields)) = (jsep, msg.as_object_mut()) {
+            fields.insert("jsep".into(), j);
         }
         let reply = self
             .http

@@ -221,7 +221,8 @@ impl JanusProcess {
     pub fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(self.dir.0.join("janus.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        let skip = lines.len().saturating_sub(n);
+        lines.get(skip..).unwrap_or_default().join("\n")
     }
 
     fn room(&self, room: &str) -> Result<Arc<JanusRoom>, SutError> {

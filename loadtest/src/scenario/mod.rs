@@ -257,8 +257,10 @@ impl Fleet {
         let before = self.viewers.len();
         self.collect(set).await;
         let first = first_post.unwrap_or(last_post);
-        let last_answer = self.viewers[before..]
+        let last_answer = self
+            .viewers
             .iter()
+            .skip(before)
             .map(|m| m.viewer.signaled_at())
             .max()
             .unwrap_or(first);
@@ -458,7 +460,7 @@ impl Window {
             w.add_down_tracks(va, vb);
             for (sa, sb) in [(&va.audio, &vb.audio), (&va.video, &vb.video)] {
                 let from = sa.latency_us.len().min(sb.latency_us.len());
-                latencies.extend_from_slice(&sb.latency_us[from..]);
+                latencies.extend(sb.latency_us.iter().skip(from));
             }
         }
         w.finish(&a.server, &b.server, &a.harness, &b.harness, &mut latencies);
