@@ -1,7 +1,7 @@
 //! One task per room WebSocket: parses the page's messages, drives the core through the media
 //! loop, and forwards what the registry queues for this member.
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -138,7 +138,9 @@ async fn session(
                         continue;
                     }
                     Err(true) => {
-                        send(&mut socket, &ServerMessage::Error { reason: "message flood: disconnected".into() }).await;
+                        let reason = "message flood: disconnected";
+                        send(&mut socket, &ServerMessage::Error { reason: reason.into() }).await;
+                        close_politely(&mut socket, close_code::POLICY, reason).await;
                         break;
                     }
                 }
@@ -180,6 +182,31 @@ async fn session(
         let _ = state.media.leave(p).await;
     }
     info!(%room, "room socket closed");
+}
+
+/// Longest a closing socket waits for the page's close, discarding what it still sends.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Ends the socket with a close frame and waits (bounded) for the page's own close, reading
+/// and discarding what it still sends. Dropping a socket with unread input resets the TCP
+/// connection, and a reset can discard the messages the page has not read yet — the
+/// reason it was disconnected among them.
+async fn close_politely(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMessage) {
