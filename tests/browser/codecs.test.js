@@ -69,6 +69,8 @@ describe('codecs per subscriber in Chromium', { timeout: 120_000 }, () => {
     row: 'chromium-h264-only-subscriber',
     stack: 'Chromium',
     role: 'call-page members negotiating H264 only (setCodecPreferences), with a VP8 member',
+    codec: 'H264+Opus',
+    bundle_policy: 'max-bundle',
     scenario: 'Ada (VP8, the default) and Eve and Fay (H264 only) in one room: Eve and Fay decode each other\'s '
       + 'H264 and show Ada\'s video as unavailable; Ada decodes both; figures: what Eve decodes of Fay',
   }, async (row) => {
