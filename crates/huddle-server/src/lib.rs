@@ -350,6 +350,8 @@ fn watch_media(
 impl Drop for Server {
     fn drop(&mut self) {
         if !self.stopped {
+            // Dropped without `shutdown`: the workers end on purpose, not in failure.
+            self.health.set(Phase::Draining);
             self.http_task.abort();
             self.media.stop();
             self.watcher.abort();
