@@ -364,7 +364,9 @@ describe('huddle in real browsers', { timeout: 260_000 }, () => {
     await Ada.waitFor(() => Boolean(window.huddle.screen && window.huddle.screen.trackId), undefined,
       { timeout: 5000, what: 'the server to name the screen track' });
     await Ada.page.click('#share');
-    assert.equal(await Ada.evaluate(() => document.querySelector('#share').textContent), 'Share screen');
+    // Stopping is asynchronous (the sender lets go of the track first): wait for the button.
+    await Ada.waitFor(() => document.querySelector('#share').textContent === 'Share screen', undefined,
+      { timeout: 5000, interval: 50, what: 'the share button to offer sharing again' });
     await Ben.waitFor((id) => !document.querySelector(`.tile.screen[data-participant="${id}"]`)
       && window.huddle.tiles().find((x) => x.participant === id).videos.length === 1, Ada.id,
     { timeout: 5000, interval: 100, what: "Ada's screen tile to go" });
