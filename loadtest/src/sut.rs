@@ -246,19 +246,24 @@ impl Sut for HuddleProcess {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
-        let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        interrupt_then_kill(&mut child, self.pid, Duration::from_secs(3));
     }
+}
+
+/// SIGINT to a started server, then SIGKILL if it has not exited within `grace`.
+pub(crate) fn interrupt_then_kill(child: &mut Child, pid: u32, grace: Duration) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for HuddleProcess {

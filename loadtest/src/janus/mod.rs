@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use huddle_client::{ClientError, ClientOptions, Publisher, Viewer};
 
-use crate::sut::{Sut, SutError, SutFuture, free_tcp_port};
+use crate::sut::{Sut, SutError, SutFuture, free_tcp_port, interrupt_then_kill};
 use api::{JanusHttp, Session};
 
 /// How to install what this module needs.
@@ -295,18 +295,7 @@ impl Sut for JanusProcess {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
-        let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGINT);
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        interrupt_then_kill(&mut child, self.pid, STOP_GRACE);
     }
 }
 
