@@ -45,6 +45,14 @@ export const FIREFOX_PREFS = {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The log lines of every server started, for failure reports. */
+const serverLogs = [];
+
+/** The last warnings and errors the servers logged (newest last), for a failure's first lines. */
+function serverWarnings(n) {
+  return serverLogs.flatMap((lines) => lines.filter((l) => /\b(WARN|ERROR)\b|"level":"(WARN|ERROR)"/.test(l))).slice(-n);
+}
+
 /** Everything started, so a watchdog or `after` can stop it all. */
 const running = new Set();
 export function track(thing) {
@@ -72,6 +80,7 @@ export async function startServer({ args = [] } = {}) {
     env: { ...process.env, HUDDLE_TOKEN: '', RUST_LOG: process.env.RUST_LOG || 'huddle=info,huddle_server=info,huddle_core=info' },
   });
   const out = [];
+  serverLogs.push(out);
   const remember = (chunk) => {
     for (const line of chunk.toString().split('\n')) if (line) out.push(line);
     if (out.length > 2000) out.splice(0, out.length - 2000);
@@ -198,7 +207,10 @@ class Participant {
     } catch (e) {
       state = `unavailable: ${e.message}`;
     }
-    return `--- ${this.name} page state: ${JSON.stringify(state, null, 1)}\n--- ${this.name} console:\n${this.console.slice(-30).join('\n')}`;
+    // First what a truncated report must still show: how the socket closed, what the server warned.
+    const closes = state && state.log ? state.log.filter((e) => JSON.stringify(e).includes('socket-close')) : [];
+    const summary = `--- ${this.name}: socket closes ${JSON.stringify(closes)}; server warnings:\n${serverWarnings(8).join('\n')}`;
+    return `${summary}\n--- ${this.name} page state: ${JSON.stringify(state, null, 1)}\n--- ${this.name} console:\n${this.console.slice(-30).join('\n')}`;
   }
 
   async stop() {

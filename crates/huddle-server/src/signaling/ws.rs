@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use huddle_core::ParticipantId;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::messages::{ClientMessage, Kind, ServerMessage};
 use crate::auth::{Grant, Identity, bearer};
@@ -119,7 +119,7 @@ async fn session(
         outbox: Some(outbox),
     };
     let mut rate = Rate::new(state.admission.limits().ws_messages_per_second);
-    loop {
+    let cause: String = loop {
         tokio::select! {
             incoming = socket.recv() => {
                 let text = match incoming {
@@ -129,7 +129,8 @@ async fn session(
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(Message::Close(_))) | None => break "the page closed it".to_owned(),
+                    Some(Err(e)) => break format!("read failed: {e}"),
                 };
                 match rate.take() {
                     Ok(()) => {}
@@ -141,7 +142,7 @@ async fn session(
                         let reason = "message flood: disconnected";
                         send(&mut socket, &ServerMessage::Error { reason: reason.into() }).await;
                         close_politely(&mut socket, close_code::POLICY, reason).await;
-                        break;
+                        break reason.to_owned();
                     }
                 }
                 let msg = match serde_json::from_str::<ClientMessage>(&text) {
@@ -152,7 +153,7 @@ async fn session(
                     }
                 };
                 if matches!(msg, ClientMessage::Leave) {
-                    break;
+                    break "the page left".to_owned();
                 }
                 if let Some(reply) = handle(&state, &room, &mut me, msg).await {
                     send(&mut socket, &reply).await;
@@ -160,19 +161,27 @@ async fn session(
             }
             out = inbox.recv() => {
                 // The registry closed the queue: this page did not keep up, or left.
-                let Some(out) = out else { break };
+                let Some(out) = out else { break "its queue was closed (not read fast enough)".to_owned() };
                 let bye = matches!(out, ServerMessage::Bye { .. });
                 send(&mut socket, &out).await;
                 // The core dropped this member's peer connection (ICE lost), or the server
                 // goes away: nothing left to signal.
-                if bye || me.label.as_deref().is_some_and(|l| !state.registry.contains(l)) {
-                    if !bye {
-                        me.label = None;
-                    }
-                    break;
+                if bye {
+                    break "the server said bye".to_owned();
+                }
+                if me.label.as_deref().is_some_and(|l| !state.registry.contains(l)) {
+                    me.label = None;
+                    break "its peer connection was dropped".to_owned();
                 }
             }
         }
+    };
+    let member = me.label.as_deref().unwrap_or("-");
+    if me.label.is_some() && me.participant.is_none() {
+        // Joined but never connected: worth a look when a page reports a lost signaling link.
+        warn!(%room, member, cause, "room socket closed before its peer connection was set up");
+    } else {
+        info!(%room, member, cause, "room socket closed");
     }
     if let Some(label) = me.label {
         state.registry.leave(&label);
@@ -181,7 +190,6 @@ async fn session(
         // Gone already (ICE timeout) is fine.
         let _ = state.media.leave(p).await;
     }
-    info!(%room, "room socket closed");
 }
 
 /// Longest a closing socket waits for the page's close, discarding what it still sends.
