@@ -37,7 +37,7 @@ fn the_compose_file_follows_the_compose_specification() {
 }
 
 #[test]
-fn huddle_coturn_and_prometheus_fit_together() {
+fn huddle_coturn_prometheus_and_redis_fit_together() {
     let compose = yaml("docker-compose.yml");
     let services = &compose["services"];
     for s in ["huddle", "coturn", "prometheus"] {
@@ -80,6 +80,10 @@ fn huddle_coturn_and_prometheus_fit_together() {
         env["HUDDLE_TURN_SECRET"].as_str().unwrap(),
         "${TURN_SECRET:?set TURN_SECRET}"
     );
+
+    // Cluster membership is opt-in: empty unless HUDDLE_REDIS is set, Redis in its profile.
+    assert_eq!(env["HUDDLE_REDIS"].as_str().unwrap(), "${HUDDLE_REDIS:-}");
+    assert_eq!(services["redis"]["profiles"][0], "cluster");
 
     let prometheus = yaml("deploy/prometheus.yml");
     let job = &prometheus["scrape_configs"][0];

@@ -42,19 +42,52 @@ pub fn strip_candidates(sdp: &str) -> String {
     out
 }
 
-/// POSTs an offer to a WHIP/WHEP endpoint; requires `201 Created` and a `Location`.
+/// Redirects followed at most by one POST.
+const MAX_REDIRECTS: usize = 5;
+
+/// POSTs an offer to a WHIP/WHEP endpoint; requires `201 Created` and a `Location`. A
+/// `307`/`308` (a cluster node sending the client to the room's node) is followed with the
+/// same body and token, and the `Location` is resolved against the URL that answered.
 pub async fn post_offer(
     endpoint: &str,
     offer: String,
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<SessionCreated, ClientError> {
-    let url = Url::parse(endpoint).map_err(|e| ClientError::Url(format!("{endpoint}: {e}")))?;
-    let req = client(timeout)?
-        .post(url.clone())
-        .header(CONTENT_TYPE, "application/sdp")
-        .body(offer);
-    let resp = with_token(req, token).send().await?;
+    let mut url = Url::parse(endpoint).map_err(|e| ClientError::Url(format!("{endpoint}: {e}")))?;
+    // Redirects by hand: reqwest would drop the Authorization header on the way to another
+    // host or port.
+    let http = Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut redirects = 0;
+    let resp = loop {
+        let req = http
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/sdp")
+            .body(offer.clone());
+        let resp = with_token(req, token).send().await?;
+        let status = resp.status();
+        if status != StatusCode::TEMPORARY_REDIRECT && status != StatusCode::PERMANENT_REDIRECT {
+            break resp;
+        }
+        redirects += 1;
+        if redirects > MAX_REDIRECTS {
+            return Err(ClientError::Protocol(format!(
+                "more than {MAX_REDIRECTS} redirects from {endpoint}"
+            )));
+        }
+        let to = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ClientError::Protocol(format!("{status} without a Location header")))?;
+        url = url
+            .join(to)
+            .map_err(|e| ClientError::Url(format!("Location {to}: {e}")))?;
+    };
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.text().await?;

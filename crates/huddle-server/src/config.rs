@@ -94,6 +94,22 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Redis (`redis://host:port/db`, `rediss://…`): makes this node a cluster member that
+    /// registers itself there, places rooms on the least-loaded node and redirects requests
+    /// for rooms hosted elsewhere. Every node of a cluster needs the same --jwt-secret or
+    /// --token.
+    #[arg(long, env = "HUDDLE_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// This node's name in the cluster (default: random at each start).
+    #[arg(long, env = "HUDDLE_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// The base URL other nodes send this node's clients to (`http://10.0.0.5:8080`);
+    /// default: the scheme and bound HTTP address (its advertised IP when bound to all).
+    #[arg(long, env = "HUDDLE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     #[command(flatten)]
     pub limits: Limits,
 }
@@ -179,6 +195,12 @@ pub enum ConfigError {
     TurnWithoutSecret,
     #[error("--turn-ttl must be at least a minute")]
     TurnTtlTooShort,
+    #[error("--redis {0:?}: {1}")]
+    Redis(String, String),
+    #[error("--public-url {0:?}: expected http://host:port or https://host:port, no path")]
+    PublicUrl(String),
+    #[error("--node-id {0:?}: 1-64 letters, digits, '-', '_' or '.'")]
+    NodeId(String),
 }
 
 impl Config {
@@ -222,6 +244,7 @@ impl Config {
             return Err(ConfigError::BadPublicIp(ip));
         }
         crate::ice::IceServers::from_config(self)?;
+        crate::cluster::validate(self)?;
         Ok(())
     }
 
@@ -246,6 +269,9 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             cors_origins: Vec::new(),
+            redis: None,
+            node_id: None,
+            public_url: None,
             limits: Limits::default(),
         }
     }

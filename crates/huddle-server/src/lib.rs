@@ -9,6 +9,8 @@
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`ice`]: the STUN/TURN servers handed to clients, with time-limited TURN credentials.
 //! - [`config`]: flags, environment and the TOML file, validated at start.
+//! - [`cluster`]: several nodes through Redis (`--redis`): node registry, room placement,
+//!   routing of requests to a room's node.
 //! - [`Server`]: starts both on the configured addresses, watches the media loop, and stops
 //!   them.
 
@@ -23,6 +25,7 @@
 )]
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod health;
@@ -64,6 +67,8 @@ pub enum StartError {
     Config(#[from] config::ConfigError),
     #[error("TLS certificate or key: {0}")]
     Tls(String),
+    #[error("--redis: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// How long each step of a graceful shutdown may take.
@@ -103,6 +108,9 @@ pub struct Server {
     sessions: Sessions,
     registry: signaling::Registry,
     health: Health,
+    cluster: cluster::Cluster,
+    /// The cluster heartbeat, when this node is a cluster member.
+    cluster_task: Option<JoinHandle<()>>,
     /// Set by the watcher when a media worker ends without being asked to.
     failure: watch::Receiver<Option<MediaStopped>>,
     stop: Option<oneshot::Sender<()>>,
@@ -178,6 +186,7 @@ impl Server {
         let health = Health::default();
         let sessions = Sessions::default();
         let registry = signaling::Registry::default();
+        let sockets_advertised: Vec<SocketAddr> = sockets.iter().map(|s| s.2).collect();
         let media_config = media::MediaConfig {
             sockets: sockets.into_iter().map(|(s, _, a)| (s, a)).collect(),
             spread_after: config.spread_after,
@@ -187,6 +196,24 @@ impl Server {
         let (media, exits) = media::spawn(media_config, sessions.clone(), registry.clone())
             .map_err(|e| StartError::Udp(udp_addr, e))?;
         let (watcher, failure) = watch_media(exits, health.clone());
+        let secure = tls.is_some();
+        let public_url = public_url(&config, secure, http_addr, advertised);
+        let (cluster, cluster_task) = match cluster::redis_url(&config) {
+            None => (cluster::Cluster::local(), None),
+            Some(redis) => {
+                let membership = cluster::Membership {
+                    redis: redis.to_owned(),
+                    node_id: config
+                        .node_id
+                        .clone()
+                        .unwrap_or_else(cluster::random_node_id),
+                    public_url: public_url.clone(),
+                    media: sockets_advertised.clone(),
+                };
+                let (c, task) = cluster::Cluster::join(membership, media.clone())?;
+                (c, Some(task))
+            }
+        };
         let app = http::router(
             AppState {
                 media: media.clone(),
@@ -196,11 +223,11 @@ impl Server {
                 access: access.clone(),
                 admission: limits::Admission::new(config.limits),
                 ice: std::sync::Arc::new(ice::IceServers::from_config(&config)?),
+                cluster: cluster.clone(),
             },
             &config.cors_origins,
         );
         let (stop, stopped) = oneshot::channel::<()>();
-        let secure = tls.is_some();
         let http_task = serve::spawn(listener, app, tls, stopped)
             .map_err(|e| StartError::Http(http_addr, e))?;
         health.set(Phase::Ready);
@@ -217,6 +244,8 @@ impl Server {
             sessions,
             registry,
             health,
+            cluster,
+            cluster_task,
             failure,
             stop: Some(stop),
             http_task,
@@ -248,6 +277,11 @@ impl Server {
         };
         self.shutdown().await;
         outcome
+    }
+
+    /// This node's id in its cluster (`None` without `--redis`).
+    pub fn node_id(&self) -> Option<&str> {
+        self.cluster.node_id()
     }
 
     pub fn base_url(&self) -> String {
@@ -305,6 +339,10 @@ impl Server {
     /// requests in flight finish) and the media workers stop.
     pub async fn shutdown(mut self) {
         self.health.set(Phase::Draining);
+        if let Some(task) = self.cluster_task.take() {
+            task.abort();
+        }
+        self.cluster.leave().await;
         self.registry
             .broadcast_all(signaling::messages::ServerMessage::Bye {
                 reason: "the server is shutting down".into(),
@@ -323,6 +361,21 @@ impl Server {
         let _ = tokio::time::timeout(DRAIN, &mut self.watcher).await;
         self.stopped = true;
     }
+}
+
+/// The URL other nodes send this node's clients to: `--public-url`, else the scheme and the
+/// bound HTTP address (its port with the advertised media IP when bound to all addresses).
+fn public_url(config: &Config, secure: bool, http: SocketAddr, advertised: SocketAddr) -> String {
+    if let Some(url) = config.public_url.as_deref().filter(|u| !u.is_empty()) {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let scheme = if secure { "https" } else { "http" };
+    let ip = if http.ip().is_unspecified() {
+        advertised.ip()
+    } else {
+        http.ip()
+    };
+    format!("{scheme}://{}", SocketAddr::new(ip, http.port()))
 }
 
 /// Watches the media workers: one that ends while the server is not draining (a bug, or a
@@ -352,6 +405,9 @@ impl Drop for Server {
         if !self.stopped {
             // Dropped without `shutdown`: the workers end on purpose, not in failure.
             self.health.set(Phase::Draining);
+            if let Some(task) = self.cluster_task.take() {
+                task.abort();
+            }
             self.http_task.abort();
             self.media.stop();
             self.watcher.abort();

@@ -226,6 +226,30 @@ mod tests {
     }
 
     #[test]
+    fn cluster_options_come_from_the_file_and_are_checked() {
+        let text = r#"
+            redis = "redis://127.0.0.1:6379/"
+            node-id = "media-1"
+            public-url = "http://10.0.0.5:8080"
+        "#;
+        let c = parse_text(&path(), text, &[]).unwrap();
+        assert_eq!(c.redis.as_deref(), Some("redis://127.0.0.1:6379/"));
+        assert_eq!(c.node_id.as_deref(), Some("media-1"));
+        assert_eq!(c.public_url.as_deref(), Some("http://10.0.0.5:8080"));
+        c.validate().unwrap();
+        for (flag, bad) in [
+            ("--redis", "mysql://x"),
+            ("--public-url", "10.0.0.5:8080"),
+            ("--public-url", "http://10.0.0.5:8080/huddle"),
+            ("--node-id", "has space"),
+        ] {
+            let c = parse_text(&path(), "", &[flag, bad]).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{flag} {bad}: {e}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let e = parse_text(&path(), "max-room = 3", &[])
             .unwrap_err()

@@ -53,6 +53,15 @@ pub(super) async fn debug_stats(
     .into_response())
 }
 
+/// `GET /cluster`: the live nodes with their load, and which node hosts which room.
+pub(super) async fn cluster(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.access.check(bearer(&headers), None, Grant::Admin)?;
+    Ok(axum::Json(state.cluster.view().await).into_response())
+}
+
 /// `GET /rooms/{room}/subscriptions`: per subscriber and video track, the layer it gets, the
 /// one it should get, and why.
 pub(super) async fn room_subscriptions(

@@ -35,6 +35,8 @@ pub struct AppState {
     pub admission: Admission,
     /// STUN/TURN servers for clients (WebSocket `welcome`, WHIP/WHEP `Link` headers).
     pub ice: std::sync::Arc<crate::ice::IceServers>,
+    /// Where each room lives when this node is one of several (always here otherwise).
+    pub cluster: crate::cluster::Cluster,
 }
 
 /// The whole HTTP interface. `cors_origins` may call the API from pages elsewhere; WHIP and
@@ -67,6 +69,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .collect();
     let api = Router::new()
         .route("/debug/stats", get(admin::debug_stats))
+        .route("/cluster", get(admin::cluster))
         .route("/debug/residence/reset", post(admin::reset_residence))
         .route(
             "/rooms/{room}/subscriptions",

@@ -12,6 +12,7 @@ use huddle_core::IceRestart;
 
 use super::{ACCEPT_PATCH, ACCEPT_POST, AppState, Client, SDP, SDPFRAG};
 use crate::auth::{Grant, bearer};
+use crate::cluster::Route;
 use crate::error::ApiError;
 use crate::sessions::{Endpoint, Session, etag_for};
 
@@ -80,20 +81,22 @@ pub(super) async fn whip_post(
     state: State<AppState>,
     client: Client,
     room: Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    create(state, client, room, headers, body, Endpoint::Whip).await
+    create(state, client, room, uri, headers, body, Endpoint::Whip).await
 }
 
 pub(super) async fn whep_post(
     state: State<AppState>,
     client: Client,
     room: Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    create(state, client, room, headers, body, Endpoint::Whep).await
+    create(state, client, room, uri, headers, body, Endpoint::Whep).await
 }
 
 /// The media type of a request, without parameters, lower-cased.
@@ -119,6 +122,7 @@ async fn create(
     State(state): State<AppState>,
     client: Client,
     Path(room): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
     endpoint: Endpoint,
@@ -135,6 +139,16 @@ async fn create(
         .admit(client.0.ip(), identity.name.as_deref(), Instant::now())?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::EmptyOffer);
+    }
+    if let Route::Remote { node, url } = state.cluster.route(&room).await {
+        // The client re-POSTs the offer there; the session then lives on that node.
+        let location = format!("{url}{}", uri.path_and_query().map_or("", |p| p.as_str()));
+        tracing::info!(%room, %node, "{} redirected to the room's node", endpoint.path());
+        return Ok((
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, location)],
+        )
+            .into_response());
     }
     let offer = String::from_utf8(body.to_vec()).map_err(|_| ApiError::NotUtf8)?;
     let answer = match endpoint {

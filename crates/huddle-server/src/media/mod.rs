@@ -200,6 +200,11 @@ impl MediaHandle {
         rx.await.map_err(|_| Stopped)
     }
 
+    /// Every open room on this server and its participants.
+    pub fn rooms(&self) -> Vec<(String, usize)> {
+        self.shared.placement().rooms()
+    }
+
     /// The worker of an existing participant.
     fn worker_of(&self, id: ParticipantId) -> Result<usize, CoreError> {
         self.shared

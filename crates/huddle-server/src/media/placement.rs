@@ -70,6 +70,14 @@ impl Placement {
         self.max_room_participants = participants;
     }
 
+    /// Every open room and its participants (all workers).
+    pub fn rooms(&self) -> Vec<(String, usize)> {
+        self.rooms
+            .iter()
+            .map(|(name, r)| (name.clone(), r.here.iter().sum()))
+            .collect()
+    }
+
     /// Participants per worker, all rooms.
     fn load(&self, worker: usize) -> usize {
         self.rooms

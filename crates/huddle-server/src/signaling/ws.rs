@@ -33,6 +33,7 @@ pub async fn upgrade(
     client: crate::http::Client,
     Path(room): Path<String>,
     Query(query): Query<WsQuery>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.health.accepting()?;
@@ -55,6 +56,27 @@ pub async fn upgrade(
         identity.name.as_deref(),
         std::time::Instant::now(),
     )?;
+    if let crate::cluster::Route::Remote { node, url } = state.cluster.route(&room).await {
+        let path = uri.path_and_query().map_or("", |p| p.as_str());
+        let upstream = crate::cluster::proxy::connect(
+            &url,
+            path,
+            headers.get(axum::http::header::AUTHORIZATION),
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(%room, %node, "room socket relay: {e}");
+            ApiError::Unavailable
+        })?;
+        info!(%room, %node, "room socket relayed to the room's node");
+        return Ok(ws
+            .max_message_size(MAX_MESSAGE)
+            .on_upgrade(move |socket| async move {
+                let _ticket = ticket;
+                crate::cluster::proxy::relay(socket, upstream).await;
+            })
+            .into_response());
+    }
     Ok(ws
         .max_message_size(MAX_MESSAGE)
         .on_upgrade(move |socket| session(socket, room, state, identity, ticket))
