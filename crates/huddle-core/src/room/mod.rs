@@ -19,6 +19,7 @@ use str0m::media::{Direction, MediaKind, Mid};
 use tracing::{debug, info, warn};
 
 use crate::contain::contained;
+use crate::diagnosis::Kind;
 use crate::out::{Out, Removed};
 use crate::participant::{Internal, Participant, Role};
 use crate::relay::{Feed, Relay};
@@ -178,17 +179,28 @@ impl Room {
     }
 
     /// Feeds one datagram (already routed here) to its participant.
-    pub(crate) fn receive(&mut self, cx: &mut Ctx<'_>, id: ParticipantId, input: Input<'_>) {
+    pub(crate) fn receive(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: ParticipantId,
+        kind: Kind,
+        input: Input<'_>,
+    ) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
         p.last_heard = cx.now;
+        p.diag.received(cx.now, kind);
         match contained("a datagram", || p.rtc.handle_input(input)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 // A bad packet is the peer's problem, not the server's: drop it and go on.
                 cx.out.counters.datagrams_malformed += 1;
                 debug!(participant = %id, "input rejected: {e}");
+                if kind == Kind::Dtls && !p.connected {
+                    // The handshake's own complaint: the likely reason if it never finishes.
+                    p.diag.error(&e);
+                }
             }
             Err(_) => {
                 p.dead = Some(LeaveReason::Failed);
@@ -382,6 +394,13 @@ impl Room {
             addrs: std::mem::take(&mut p.addrs),
         });
         info!(participant = %id, room = %self.name, ?reason, "left");
+        p.diag.ended(cx.now, reason);
+        cx.out.events.push_back(Event::Diagnosis {
+            room: self.name.clone(),
+            participant: id,
+            role: p.role,
+            diagnosis: Box::new(p.diag),
+        });
         cx.out.events.push_back(Event::Left {
             room: self.name.clone(),
             participant: id,
