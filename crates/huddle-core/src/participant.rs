@@ -112,6 +112,9 @@ pub struct Participant {
     pub(crate) dead: Option<LeaveReason>,
     /// How its connection came up (or did not).
     pub(crate) diag: Diagnosis,
+    /// `participant`, `room` and `role` for every log line about it, entered on its
+    /// signaling, timer and connectivity paths (not per media packet).
+    pub(crate) span: tracing::Span,
 }
 
 /// What became of a packet offered to a subscription.
@@ -153,6 +156,7 @@ impl Participant {
     ) -> Self {
         Participant {
             diag,
+            span: tracing::Span::none(),
             id,
             label,
             role,

@@ -672,6 +672,12 @@ impl Sfu {
         self.rooms.get(*key)?.participant(id)
     }
 
+    /// The name of the room participant `id` is in.
+    pub fn room_of_participant(&self, id: ParticipantId) -> Option<&str> {
+        let key = self.routes.get(&id)?;
+        self.rooms.get(*key).map(|r| r.name.as_str())
+    }
+
     pub fn room(&self, name: &str) -> Option<&Room> {
         self.rooms.get(*self.room_keys.get(name)?)
     }
