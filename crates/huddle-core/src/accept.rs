@@ -11,6 +11,7 @@ use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, Rtc};
 
 use crate::contain::contained;
+use crate::diagnosis::Diagnosis;
 use crate::participant::{Participant, Role};
 use crate::{CoreError, ParticipantId, SfuConfig, codec, dtls, sdp};
 
@@ -81,7 +82,16 @@ pub fn prepare(
             stream: &label,
         },
     );
-    let mut participant = Participant::new(id, label, role, rtc, ufrag, now);
+    let mut diag = Diagnosis::new(now, &config.candidates);
+    for line in offer.lines() {
+        let line = line.trim();
+        if line.starts_with("a=candidate:")
+            && let Ok(Some(c)) = sdp::parse_candidate(line)
+        {
+            diag.remote_candidate(&c);
+        }
+    }
+    let mut participant = Participant::new(id, label, role, rtc, ufrag, now, diag);
     participant.bwe = bwe;
     participant.remote_ufrag = sdp::ice_ufrag(offer).map(str::to_owned);
     Ok(Prepared {

@@ -1,6 +1,6 @@
 use str0m::media::Mid;
 
-use crate::{Codec, MediaKind, ParticipantId, Role, TrackId};
+use crate::{Codec, Diagnosis, MediaKind, ParticipantId, Role, TrackId};
 
 /// Why a participant left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +26,14 @@ pub enum Event {
     },
     /// ICE and DTLS are up: media can flow.
     Connected { participant: ParticipantId },
+    /// How a participant's connection went, told once as it leaves (just before
+    /// [`Event::Left`]): kept by the caller for diagnosis, and logged when it failed.
+    Diagnosis {
+        room: String,
+        participant: ParticipantId,
+        role: Role,
+        diagnosis: Box<Diagnosis>,
+    },
     /// A participant is gone, with all its tracks and subscriptions.
     Left {
         room: String,

@@ -17,6 +17,7 @@ use slab::Slab;
 
 use crate::contain::contained;
 use crate::demux::MAX_ADDRS_PER_PARTICIPANT;
+use crate::diagnosis::{Diagnosis, Kind};
 use crate::out::Out;
 use crate::room::negotiation::PendingOffer;
 use crate::subscription::Subscription;
@@ -109,6 +110,11 @@ pub struct Participant {
     pub(crate) written: bool,
     /// Set when the participant must be removed after the current step.
     pub(crate) dead: Option<LeaveReason>,
+    /// How its connection came up (or did not).
+    pub(crate) diag: Diagnosis,
+    /// `participant`, `room` and `role` for every log line about it, entered on its
+    /// signaling, timer and connectivity paths (not per media packet).
+    pub(crate) span: tracing::Span,
 }
 
 /// What became of a packet offered to a subscription.
@@ -146,8 +152,11 @@ impl Participant {
         rtc: Rtc,
         ufrag: String,
         now: Instant,
+        diag: Diagnosis,
     ) -> Self {
         Participant {
+            diag,
+            span: tracing::Span::none(),
             id,
             label,
             role,
@@ -181,6 +190,11 @@ impl Participant {
             allocate_due: None,
             dead: None,
         }
+    }
+
+    /// How its connection came up (or did not), so far.
+    pub fn diagnosis(&self) -> &Diagnosis {
+        &self.diag
     }
 
     /// The published track and layer a packet with this SSRC belongs to, once known.
@@ -255,6 +269,7 @@ impl Participant {
     fn timeout(&mut self, now: Instant) {
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             warn!(participant = %self.id, "timeout input failed: {e}");
+            self.diag.error(&e);
             self.dead = Some(LeaveReason::Failed);
         }
     }
@@ -433,6 +448,7 @@ impl Participant {
                 Ok(o) => o,
                 Err(e) => {
                     warn!(participant = %self.id, "poll_output failed: {e}");
+                    self.diag.error(&e);
                     self.dead = Some(LeaveReason::Failed);
                     return;
                 }
@@ -448,6 +464,9 @@ impl Participant {
                     return;
                 }
                 Output::Transmit(t) => {
+                    // Two comparisons per packet once the pair is known.
+                    self.diag
+                        .sent(now, Kind::of(&t.contents), t.source, t.destination);
                     if !self.addrs.contains(&t.destination) {
                         self.learn(t.destination, out);
                     }
@@ -457,7 +476,7 @@ impl Participant {
                         contents: t.contents.into(),
                     });
                 }
-                Output::Event(e) => self.on_event(e, out, internal),
+                Output::Event(e) => self.on_event(now, e, out, internal),
             }
         }
     }
@@ -471,7 +490,16 @@ impl Participant {
         out.learned.push((self.id, addr, forgotten));
     }
 
-    fn on_event(&mut self, e: RtcEvent, out: &mut Out, internal: &mut VecDeque<Internal>) {
+    fn on_event(
+        &mut self,
+        now: Instant,
+        e: RtcEvent,
+        out: &mut Out,
+        internal: &mut VecDeque<Internal>,
+    ) {
+        if let RtcEvent::IceConnectionStateChange(state) = &e {
+            self.diag.ice_state(now, *state);
+        }
         match e {
             RtcEvent::RtpPacket(p) => internal.push_back(Internal::Rtp(self.id, p)),
             RtcEvent::KeyframeRequest(r) => {
@@ -479,6 +507,7 @@ impl Participant {
             }
             RtcEvent::Connected => {
                 self.connected = true;
+                self.diag.connected(now);
                 internal.push_back(Internal::Connected(self.id));
             }
             RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {

@@ -16,6 +16,7 @@ use tracing::debug;
 use crate::accept::{Prepared, prepare};
 use crate::contain::contained;
 use crate::demux::{Demux, Route};
+use crate::diagnosis::Kind;
 use crate::out::Out;
 use crate::participant::{Participant, Role};
 use crate::relay::{Feed, Relay, RelayLink};
@@ -346,6 +347,7 @@ impl Sfu {
                         p.ufrag = local.ufrag;
                     }
                     for c in candidates {
+                        p.diag.remote_candidate(&c);
                         p.rtc.add_remote_candidate(c);
                     }
                 },
@@ -382,6 +384,7 @@ impl Sfu {
         };
         self.in_room(now, key, |room, cx| {
             room.with_peer(cx, id, "adding a candidate", |p: &mut Participant| {
+                p.diag.remote_candidate(&c);
                 p.rtc.add_remote_candidate(c)
             })
         })
@@ -530,7 +533,7 @@ impl Sfu {
                 config: &self.config,
                 out: &mut self.out,
             };
-            room.receive(&mut cx, route.participant, input);
+            room.receive(&mut cx, route.participant, Kind::of(d.contents), input);
             if !touched.contains(&route.room) {
                 touched.push(route.room);
             }
@@ -667,6 +670,12 @@ impl Sfu {
     pub fn participant(&self, id: ParticipantId) -> Option<&Participant> {
         let key = self.routes.get(&id)?;
         self.rooms.get(*key)?.participant(id)
+    }
+
+    /// The name of the room participant `id` is in.
+    pub fn room_of_participant(&self, id: ParticipantId) -> Option<&str> {
+        let key = self.routes.get(&id)?;
+        self.rooms.get(*key).map(|r| r.name.as_str())
     }
 
     pub fn room(&self, name: &str) -> Option<&Room> {

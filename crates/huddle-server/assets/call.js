@@ -167,11 +167,26 @@ export class Call {
       case 'error':
         this.fail(`Server: ${msg.reason}`);
         return;
+      case 'diagnosis':
+        return this.showDiagnosis(msg.diagnosis);
       case 'bye':
         return this.onBye(msg.reason);
       default:
         console.warn('huddle: unknown message', msg);
     }
+  }
+
+  /** The server's view of this page's connection, in words, when it failed. */
+  showDiagnosis(d) {
+    this.diagnosis = d;
+    this.note('diagnosis', { state: d && d.state, reason: d && d.reason });
+    if (!d || d.state === 'connected') return;
+    const pair = d.pair ? ` Media went ${d.pair.relay ? 'through a TURN relay' : 'directly'} to ${d.pair.remote}.` : '';
+    const offered = (d.remote_candidates || []).map((c) => c.type).join(', ') || 'none';
+    const text = `Media connection failed: ${d.text} (your browser offered: ${offered}; `
+      + `STUN checks received by the server: ${d.stun ? d.stun.received : 0}).${pair}`;
+    this.errors.push(text);
+    ui.banner(text, 'error');
   }
 
   async onWelcome(msg) {
@@ -198,6 +213,8 @@ export class Call {
       } else if (pc.connectionState === 'failed') {
         this.state = 'failed';
         this.fail('Media connection failed');
+        // Ask the server why (it also says so unasked when it gives up on the connection).
+        if (this.sig) this.sig.send({ type: 'diagnosis' });
       } else if (pc.connectionState !== 'closed') {
         ui.setStatus(pc.connectionState[0].toUpperCase() + pc.connectionState.slice(1) + '…');
       }
@@ -607,7 +624,8 @@ export class Call {
     this.note('socket-close', { code: ev.code });
     if (this.state === 'left' || this.state === 'ended') return;
     this.state = 'disconnected';
-    this.fail(`Disconnected from the server${ev.reason ? `: ${ev.reason}` : ''}`);
+    const why = this.diagnosis && this.diagnosis.state === 'failed' ? ` (${this.diagnosis.text})` : '';
+    this.fail(`Disconnected from the server${ev.reason ? `: ${ev.reason}` : ''}${why}`);
     this.shutdown();
     ui.setStatus('Disconnected');
   }

@@ -62,6 +62,11 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_TURN_TTL", default_value = "24h", value_parser = parse_duration)]
     pub turn_ttl: Duration,
 
+    /// A peer connection whose ICE and DTLS are not up by then is dropped, and its
+    /// diagnosis (`GET /sessions/{id}/diagnosis`) says why: 500ms, 20s, 1m.
+    #[arg(long, env = "HUDDLE_CONNECT_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
     /// Log lines as text for people or JSON for collectors (`RUST_LOG` sets the levels).
     #[arg(long, env = "HUDDLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -201,6 +206,8 @@ pub enum ConfigError {
     PublicUrl(String),
     #[error("--node-id {0:?}: 1-64 letters, digits, '-', '_' or '.'")]
     NodeId(String),
+    #[error("--connect-timeout must be between 100ms and 10m")]
+    ConnectTimeout,
 }
 
 impl Config {
@@ -243,6 +250,10 @@ impl Config {
         {
             return Err(ConfigError::BadPublicIp(ip));
         }
+        if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&self.connect_timeout)
+        {
+            return Err(ConfigError::ConnectTimeout);
+        }
         crate::ice::IceServers::from_config(self)?;
         crate::cluster::validate(self)?;
         Ok(())
@@ -262,6 +273,7 @@ impl Config {
             turn: Vec::new(),
             turn_secret: None,
             turn_ttl: Duration::from_secs(86_400),
+            connect_timeout: Duration::from_secs(20),
             log_format: LogFormat::Text,
             jwt_secret: None,
             token: None,

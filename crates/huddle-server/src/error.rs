@@ -36,6 +36,36 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The reason this refusal is counted under in `huddle_refused_total`
+    /// ([`crate::telemetry::REFUSALS`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::Core(e) => match e {
+                CoreError::MalformedSdp(_)
+                | CoreError::OfferRejected(_)
+                | CoreError::NoUsableMedia(_)
+                | CoreError::MalformedCandidate(_)
+                | CoreError::AnswerRejected(_)
+                | CoreError::InvalidRoomName => "bad_request",
+                CoreError::UnknownParticipant(_) => "not_found",
+                CoreError::Full(_) => "server_full",
+                CoreError::Refused(_) => "room_limit",
+                CoreError::PeerFailed(_) => "peer_failed",
+            },
+            ApiError::UnsupportedMediaType(..) | ApiError::EmptyOffer | ApiError::NotUtf8 => {
+                "bad_request"
+            }
+            ApiError::UnknownSession => "not_found",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::InvalidToken(_) => "invalid_token",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::Unavailable => "unavailable",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::TooMany(_) => "client_limit",
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Core(e) => match e {
@@ -65,6 +95,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        crate::telemetry::refused(self.reason());
         let challenge = match self {
             // RFC 6750 §3: a request without credentials gets the bare challenge.
             ApiError::InvalidToken(_) => "Bearer error=\"invalid_token\"",

@@ -27,6 +27,7 @@
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod diagnosis;
 pub mod error;
 pub mod health;
 pub mod http;
@@ -192,6 +193,7 @@ impl Server {
             spread_after: config.spread_after,
             max_rooms: config.limits.max_rooms,
             max_room_participants: config.limits.max_room_participants,
+            connect_timeout: config.connect_timeout,
         };
         let (media, exits) = media::spawn(media_config, sessions.clone(), registry.clone())
             .map_err(|e| StartError::Udp(udp_addr, e))?;

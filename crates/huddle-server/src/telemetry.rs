@@ -3,9 +3,9 @@
 
 use std::sync::OnceLock;
 
-use huddle_core::Reason;
-use metrics::{counter, describe_counter, describe_gauge, gauge};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use huddle_core::{Diagnosis, Failure, Reason};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::media::board::{Report, quantile};
 
@@ -14,12 +14,75 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = with_buckets(PrometheusBuilder::new()).build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder is installed: then this one stays unused.
             metrics::set_global_recorder(recorder).ok().map(|()| handle)
         })
         .as_ref()
+}
+
+/// Histograms and their bucket bounds.
+pub const TIMER_LAG: &str = "huddle_worker_timer_lag_seconds";
+pub const ESTIMATES: &str = "huddle_bandwidth_estimate_bits";
+pub const CONNECT: &str = "huddle_connect_seconds";
+
+fn with_buckets(b: PrometheusBuilder) -> PrometheusBuilder {
+    let lag = [
+        0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    ];
+    let bits = [
+        100e3, 250e3, 500e3, 1e6, 1.5e6, 2.5e6, 5e6, 10e6, 25e6, 50e6,
+    ];
+    let connect = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0];
+    let mut b = b;
+    for (name, bounds) in [
+        (TIMER_LAG, &lag[..]),
+        (ESTIMATES, &bits[..]),
+        (CONNECT, &connect[..]),
+    ] {
+        b = match b.set_buckets_for_metric(Matcher::Full(name.to_owned()), bounds) {
+            Ok(b) => b,
+            // Only an empty bound list fails: these are not.
+            Err(_) => return PrometheusBuilder::new(),
+        };
+    }
+    b
+}
+
+/// Why the HTTP API or the room WebSocket refused a request, as `huddle_refused_total`
+/// labels it (see [`crate::error::ApiError::reason`]).
+pub const REFUSALS: [&str; 12] = [
+    "bad_request",
+    "unauthorized",
+    "invalid_token",
+    "forbidden",
+    "not_found",
+    "precondition_failed",
+    "server_full",
+    "room_limit",
+    "client_limit",
+    "shutting_down",
+    "unavailable",
+    "peer_failed",
+];
+
+/// A request refused, for `reason`.
+pub fn refused(reason: &'static str) {
+    counter!("huddle_refused_total", "reason" => reason).increment(1);
+}
+
+/// A connection failed ([`crate::diagnosis`]).
+pub fn connection_failed(f: &Failure) {
+    counter!("huddle_connection_failures_total", "stage" => f.stage(), "reason" => f.code())
+        .increment(1);
+}
+
+/// A connection came up: how long ICE and DTLS took.
+pub fn connected(d: &Diagnosis) {
+    if let Some(t) = d.connect_time() {
+        histogram!(CONNECT).record(t.as_secs_f64());
+    }
 }
 
 /// Installs the recorder, describes every series and sets it to zero, so that `/metrics`
@@ -86,6 +149,39 @@ pub fn install() {
         "huddle_residence_seconds",
         "Time from a receive batch to the send call of each datagram it produced, by quantile"
     );
+    describe_counter!(
+        "huddle_refused_total",
+        "Requests and joins refused (HTTP error responses, WebSocket offers refused), by reason"
+    );
+    for reason in REFUSALS {
+        counter!("huddle_refused_total", "reason" => reason).absolute(0);
+    }
+    describe_counter!(
+        "huddle_connection_failures_total",
+        "Peer connections that failed, by stage (ice, dtls, consent) and most likely reason"
+    );
+    for code in Failure::CODES {
+        let stage = match code {
+            "no_candidates" | "no_stun_check" => "ice",
+            "consent_lost" | "silent" => "consent",
+            _ => "dtls",
+        };
+        counter!("huddle_connection_failures_total", "stage" => stage, "reason" => code)
+            .absolute(0);
+    }
+    describe_histogram!(
+        TIMER_LAG,
+        "How late media workers' timer wake-ups are (event-loop lag)"
+    );
+    describe_histogram!(
+        ESTIMATES,
+        "Subscribers' egress bandwidth estimates, sampled once a second per subscriber"
+    );
+    describe_histogram!(CONNECT, "Time for ICE and DTLS to come up, per connection");
+    for name in [TIMER_LAG, ESTIMATES, CONNECT] {
+        // Registered now, so that each is listed (empty) from the start.
+        let _ = histogram!(name);
+    }
     publish(&Report::default(), 0);
 }
 

@@ -19,6 +19,7 @@ use str0m::media::{Direction, MediaKind, Mid};
 use tracing::{debug, info, warn};
 
 use crate::contain::contained;
+use crate::diagnosis::Kind;
 use crate::out::{Out, Removed};
 use crate::participant::{Internal, Participant, Role};
 use crate::relay::{Feed, Relay};
@@ -115,6 +116,9 @@ impl Room {
         sections: Vec<(Mid, MediaKind, Direction)>,
     ) {
         let id = p.id;
+        p.span = tracing::info_span!("peer", participant = %id, room = %self.name, role = ?p.role);
+        let span = p.span.clone();
+        let _entered = span.enter();
         // str0m's ICE agent sends no check before its first timeout, and nothing would
         // schedule one for a peer that only receives: start it now, so that huddle checks the
         // peer's candidates at once whatever its role (a full ICE agent checks both ways).
@@ -178,17 +182,32 @@ impl Room {
     }
 
     /// Feeds one datagram (already routed here) to its participant.
-    pub(crate) fn receive(&mut self, cx: &mut Ctx<'_>, id: ParticipantId, input: Input<'_>) {
+    pub(crate) fn receive(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: ParticipantId,
+        kind: Kind,
+        input: Input<'_>,
+    ) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
         p.last_heard = cx.now;
+        p.diag.received(cx.now, kind);
+        // Connectivity datagrams run in the participant's span; media packets, the hot path,
+        // do not pay for it (their log lines are debug-level and name the participant).
+        let span = (kind != Kind::Media).then(|| p.span.clone());
+        let _entered = span.as_ref().map(tracing::Span::enter);
         match contained("a datagram", || p.rtc.handle_input(input)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 // A bad packet is the peer's problem, not the server's: drop it and go on.
                 cx.out.counters.datagrams_malformed += 1;
                 debug!(participant = %id, "input rejected: {e}");
+                if kind == Kind::Dtls && !p.connected {
+                    // The handshake's own complaint: the likely reason if it never finishes.
+                    p.diag.error(&e);
+                }
             }
             Err(_) => {
                 p.dead = Some(LeaveReason::Failed);
@@ -207,6 +226,8 @@ impl Room {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
+        let span = p.span.clone();
+        let _entered = span.enter();
         if !p.connected && now >= p.created_at + cx.config.connect_timeout {
             info!(participant = %id, "did not connect in time");
             p.dead = Some(LeaveReason::Timeout);
@@ -333,6 +354,8 @@ impl Room {
             .participants
             .get_mut(&id)
             .ok_or(CoreError::UnknownParticipant(id))?;
+        let span = p.span.clone();
+        let _entered = span.enter();
         let out = contained(what, || f(p));
         match &out {
             Ok(_) => p.drive(cx.now, cx.out, &mut self.internal),
@@ -354,6 +377,8 @@ impl Room {
         let Some(mut p) = self.participants.remove(&id) else {
             return;
         };
+        let span = p.span.clone();
+        let _entered = span.enter();
         self.order.retain(|x| *x != id);
         if reason == LeaveReason::Requested {
             // Say goodbye (RTCP BYE, DTLS close_notify) while the peer still listens.
@@ -382,6 +407,13 @@ impl Room {
             addrs: std::mem::take(&mut p.addrs),
         });
         info!(participant = %id, room = %self.name, ?reason, "left");
+        p.diag.ended(cx.now, reason);
+        cx.out.events.push_back(Event::Diagnosis {
+            room: self.name.clone(),
+            participant: id,
+            role: p.role,
+            diagnosis: Box::new(p.diag),
+        });
         cx.out.events.push_back(Event::Left {
             room: self.name.clone(),
             participant: id,

@@ -136,3 +136,35 @@ pub(super) async fn prometheus(
         None => (StatusCode::NOT_FOUND, "metrics recorder not installed\n").into_response(),
     })
 }
+
+/// `GET /sessions/{id}/diagnosis`: how a WHIP/WHEP session's connection came up, or why it
+/// did not ([`crate::diagnosis`]). Kept a while after the session ended.
+pub(super) async fn session_diagnosis(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(session) = state.sessions.get(&id) else {
+        // Who may not ask learns nothing about which sessions exist.
+        state.access.check(bearer(&headers), None, Grant::Admin)?;
+        return Err(ApiError::UnknownSession);
+    };
+    state
+        .access
+        .check(bearer(&headers), Some(&session.room), Grant::Admin)?;
+    let record = state
+        .media
+        .diagnosis(session.participant)
+        .await
+        .map_err(|_| ApiError::Unavailable)?
+        .ok_or(ApiError::UnknownSession)?;
+    let mut body = crate::diagnosis::to_json(&record, None);
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("session".into(), serde_json::Value::String(id));
+        obj.insert(
+            "endpoint".into(),
+            serde_json::Value::String(session.endpoint.path().into()),
+        );
+    }
+    Ok(axum::Json(body).into_response())
+}

@@ -76,6 +76,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             get(admin::room_subscriptions),
         )
         .route("/metrics", get(admin::prometheus))
+        .route("/sessions/{id}/diagnosis", get(admin::session_diagnosis))
         .route("/rooms/{room}/ws", get(crate::signaling::ws::upgrade))
         .layer(cors(AllowOrigin::list(origins)));
     endpoints

@@ -7,6 +7,7 @@ use huddle_core::{Event, MediaKind, ParticipantId, Role, Sfu};
 use tracing::{debug, info, warn};
 
 use super::Shared;
+use crate::diagnosis::Record;
 use crate::signaling::messages::{Kind, ServerMessage, TrackQuality};
 
 /// Longest chat message relayed, in characters.
@@ -21,6 +22,35 @@ pub(super) fn on_event(sfu: &mut Sfu, shared: &Shared, e: Event) {
             participant,
             role: Role::Publisher,
         } => registry.whip_joined(&room, participant),
+        Event::Diagnosis {
+            room,
+            participant,
+            role,
+            diagnosis,
+        } => {
+            let record = Record {
+                participant,
+                room,
+                role,
+                diagnosis: *diagnosis,
+            };
+            if let Some(failure) = crate::diagnosis::log_end(&record) {
+                crate::telemetry::connection_failed(&failure);
+                if role == Role::Member {
+                    // Before it is dropped from signaling: the page shows why.
+                    let label = registry.label(participant);
+                    let body = crate::diagnosis::to_json(&record, label.as_deref());
+                    registry.send(participant, ServerMessage::Diagnosis { diagnosis: body });
+                }
+            }
+            shared.diagnoses.keep(record);
+        }
+        Event::Connected { participant } => {
+            if let Some(record) = record_of(sfu, participant) {
+                crate::diagnosis::log_if_slow(&record);
+                crate::telemetry::connected(&record.diagnosis);
+            }
+        }
         Event::Left {
             participant,
             reason,
@@ -98,6 +128,17 @@ pub(super) fn on_event(sfu: &mut Sfu, shared: &Shared, e: Event) {
         }
         other => debug!(event = ?other),
     }
+}
+
+/// The diagnosis so far of a participant on this worker.
+pub(super) fn record_of(sfu: &Sfu, id: ParticipantId) -> Option<Record> {
+    let p = sfu.participant(id)?;
+    Some(Record {
+        participant: id,
+        room: sfu.room_of_participant(id)?.to_owned(),
+        role: p.role,
+        diagnosis: p.diagnosis().clone(),
+    })
 }
 
 fn kind_of(kind: MediaKind) -> Kind {

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub sessions: Sessions,
     pub registry: Registry,
     pub board: Board,
+    /// Diagnoses of participants that left.
+    pub diagnoses: crate::diagnosis::Diagnoses,
 }
 
 impl Shared {
@@ -98,6 +100,8 @@ pub struct MediaConfig {
     /// Rooms at once, and participants per room.
     pub max_rooms: usize,
     pub max_room_participants: usize,
+    /// Peers not connected by then are dropped (and diagnosed).
+    pub connect_timeout: std::time::Duration,
 }
 
 /// Starts one thread per socket. Returns the handle and a queue on which each worker's end
@@ -126,6 +130,7 @@ pub fn spawn(
         sessions,
         registry,
         board: Board::new(n),
+        diagnoses: Default::default(),
     };
     let (exits, exited) = mpsc::unbounded_channel();
     let mut configs = Vec::with_capacity(n);
@@ -134,6 +139,7 @@ pub fn spawn(
     {
         let core = SfuConfig {
             ids: ids.clone(),
+            connect_timeout: config.connect_timeout,
             ..SfuConfig::new(vec![advertised])
         };
         configs.push(core.clone());
@@ -431,6 +437,21 @@ impl MediaHandle {
             );
         }
         Ok(all)
+    }
+
+    /// The connectivity diagnosis of participant `id`: asked of its worker while it is
+    /// there, kept for a while after it left.
+    pub async fn diagnosis(
+        &self,
+        id: ParticipantId,
+    ) -> Result<Option<crate::diagnosis::Record>, Stopped> {
+        let live = self.shared.placement().worker_of(id);
+        if let Some(worker) = live
+            && let Some(record) = self.ask(worker, |r| Command::Diagnosis(id, r)).await?
+        {
+            return Ok(Some(record));
+        }
+        Ok(self.shared.diagnoses.get(id))
     }
 
     /// Every worker's counters, asked for now and added up.

@@ -69,6 +69,11 @@ pub(crate) enum Command {
     /// The explained decisions of a room's video subscriptions here.
     Subscriptions(String, oneshot::Sender<Vec<SubscriptionReport>>),
     Stats(oneshot::Sender<Report>),
+    /// A participant's connectivity diagnosis so far, if it is here.
+    Diagnosis(
+        ParticipantId,
+        oneshot::Sender<Option<crate::diagnosis::Record>>,
+    ),
     /// Origin: relay `room`'s feed over `link` to worker `edge`.
     RelayTo {
         room: String,
@@ -129,6 +134,8 @@ impl Worker {
         let mut next_report = Instant::now();
         let mut told = super::events::Told::default();
         let mut drained: Option<oneshot::Sender<()>> = None;
+        let timer_lag = metrics::histogram!(crate::telemetry::TIMER_LAG);
+        let estimates = metrics::histogram!(crate::telemetry::ESTIMATES);
         loop {
             // Tests inject a failure of the loop itself here (feature `failpoints`).
             fail::fail_point!("media-loop");
@@ -161,7 +168,13 @@ impl Worker {
                     }
                     Some(cmd) => command(&mut sfu, &shared, index, &mut links, &mut report, cmd),
                 },
-                () = sleep => sfu.handle_timeout(Instant::now()),
+                () = sleep => {
+                    let now = Instant::now();
+                    if let Some(due) = wake {
+                        timer_lag.record(now.saturating_duration_since(due).as_secs_f64());
+                    }
+                    sfu.handle_timeout(now);
+                }
             }
             // Under constant traffic the timer branch may lose every race: run due timers anyway.
             let now = Instant::now();
@@ -202,6 +215,11 @@ impl Worker {
                 }
                 report.stats = sfu.stats();
                 shared.board.write(index, &report);
+                for p in sfu.rooms().flat_map(|r| r.participants()) {
+                    if let Some(bits) = p.estimate {
+                        estimates.record(bits as f64);
+                    }
+                }
                 super::events::tell_quality(&sfu, &shared, now, &mut told);
             }
         }
@@ -254,6 +272,9 @@ fn command(
         }
         Command::Subscriptions(room, reply) => {
             let _ = reply.send(sfu.subscriptions(now, &room));
+        }
+        Command::Diagnosis(id, reply) => {
+            let _ = reply.send(super::events::record_of(sfu, id));
         }
         Command::Stats(reply) => {
             report.stats = sfu.stats();

@@ -49,6 +49,8 @@ pub enum ClientMessage {
     Publish { kind: Kind },
     /// The page stops sending one of its tracks.
     Unpublish { track: String },
+    /// The page asks how its connection came up (or why it did not).
+    Diagnosis,
     /// The page is leaving (closing the socket does the same).
     Leave,
 }
@@ -156,6 +158,11 @@ pub enum ServerMessage {
     /// The server is going away (shutting down): the call ends.
     Bye {
         reason: String,
+    },
+    /// The page's connectivity diagnosis (see `GET /sessions/{id}/diagnosis` for its
+    /// fields): the reply to `diagnosis`, and sent unasked when its connection failed.
+    Diagnosis {
+        diagnosis: serde_json::Value,
     },
     /// Something the page sent was refused; the connection stays open unless said otherwise.
     Error {

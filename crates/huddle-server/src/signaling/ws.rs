@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use huddle_core::ParticipantId;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::messages::{ClientMessage, Kind, ServerMessage};
 use crate::auth::{Grant, Identity, bearer};
@@ -79,7 +79,16 @@ pub async fn upgrade(
     }
     Ok(ws
         .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| session(socket, room, state, identity, ticket))
+        .on_upgrade(move |socket| {
+            // Every line of this member's signaling names its room, and its id once joined.
+            let span = tracing::info_span!(
+                "member",
+                room = %room,
+                participant = tracing::field::Empty,
+                role = "member"
+            );
+            session(socket, room, state, identity, ticket).instrument(span)
+        })
         .into_response())
 }
 
@@ -280,6 +289,7 @@ async fn handle(
             let (label, participants) = state.registry.join(room, name, outbox);
             info!(%room, %label, name, "member joined");
             me.label = Some(label.clone());
+            tracing::Span::current().record("participant", label.as_str());
             let turn_identity = me.identity.name.as_deref().unwrap_or(&label);
             let ice_servers = state
                 .ice
@@ -307,7 +317,11 @@ async fn handle(
                 .await
             {
                 Err(_) => error("server is shutting down"),
-                Ok(Err(e)) => error(e.to_string()),
+                Ok(Err(e)) => {
+                    let e = ApiError::Core(e);
+                    crate::telemetry::refused(e.reason());
+                    error(e.to_string())
+                }
                 Ok(Ok(answer)) => {
                     me.participant = Some(answer.participant);
                     state.registry.attach(&label, answer.participant);
@@ -394,6 +408,18 @@ async fn handle(
                 Err(_) => error("server is shutting down"),
                 Ok(Err(e)) => error(e.to_string()),
                 Ok(Ok(())) => None,
+            }
+        }
+        ClientMessage::Diagnosis => {
+            let Some(p) = me.participant else {
+                return error("send your offer first");
+            };
+            match state.media.diagnosis(p).await {
+                Err(_) => error("server is shutting down"),
+                Ok(None) => error("no diagnosis of your connection is kept"),
+                Ok(Some(record)) => Some(ServerMessage::Diagnosis {
+                    diagnosis: crate::diagnosis::to_json(&record, me.label.as_deref()),
+                }),
             }
         }
         ClientMessage::Leave => None,
