@@ -35,6 +35,7 @@ mod offer;
 mod options;
 mod peer;
 mod publisher;
+mod red;
 mod room;
 mod socket;
 mod stats;

@@ -26,7 +26,7 @@ pub(crate) fn build_rtc(opts: &ClientOptions, publish: bool) -> Rtc {
         // Our packets are up to 1,200 bytes of payload; don't warn about them.
         .set_mtu(str0m::DATAGRAM_MTU_TARGET..=1500);
     if publish {
-        cfg = cfg.clear_codecs().enable_opus(true, false);
+        cfg = cfg.clear_codecs().enable_opus(true, opts.red);
         match opts.video {
             Some(VideoCodec::Vp8) | None => cfg = cfg.enable_vp8(true),
             Some(VideoCodec::H264) => {
@@ -36,7 +36,10 @@ pub(crate) fn build_rtc(opts: &ClientOptions, publish: bool) -> Rtc {
         }
     } else {
         // str0m's default video codecs, as a browser would offer: VP8, VP9, H264, AV1.
-        cfg = cfg.enable_h265(false).enable_h266(false);
+        cfg = cfg
+            .enable_h265(false)
+            .enable_h266(false)
+            .enable_opus(true, opts.red);
         if opts.lean.is_some() {
             lean_codecs(cfg.codec_config());
             cfg = cfg.set_extension_map(lean_extensions());

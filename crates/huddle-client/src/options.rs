@@ -62,6 +62,10 @@ pub struct ClientOptions {
     /// each, every frame in every layer, keyframes together) instead of one encoding;
     /// `video_bitrate_bps` is then unused. Empty: one encoding.
     pub simulcast: Vec<SendLayer>,
+    /// Offer Opus RED (RFC 2198, `audio/red`, as Chromium does): a publisher sends each Opus
+    /// frame with the previous one as a redundant block; a viewer takes a lost frame from the
+    /// packet after it.
+    pub red: bool,
     /// Viewer: count packets from their cleartext RTP headers and decrypt and check only a
     /// sample ([`LeanReceive`]); `None` decrypts and checks every packet.
     pub lean: Option<LeanReceive>,
@@ -149,6 +153,7 @@ impl Default for ClientOptions {
             http_timeout: Duration::from_secs(10),
             lean: None,
             simulcast: Vec::new(),
+            red: false,
         }
     }
 }

@@ -14,7 +14,7 @@ use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -55,6 +55,28 @@ fn codec_of(rtc: &Rtc, pt: Pt) -> Option<Codec> {
         .iter()
         .find(|p| p.pt() == pt)
         .map(|p| p.spec().codec)
+}
+
+/// The Opus payload type whose RED payload type `pt` is, if it is one.
+fn red_primary_pt(rtc: &Rtc, pt: Pt) -> Option<Pt> {
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.red() == Some(pt))
+        .map(|p| p.pt())
+}
+
+/// What the receive statistics take of one RTP packet (or of one frame of a RED packet).
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    pt: Pt,
+    seq: u64,
+    seq16: u16,
+    ssrc: Ssrc,
+    rtp_time: u32,
+    marker: bool,
+    mid: Option<Mid>,
+    payload: &'a [u8],
 }
 
 /// One outgoing media stream of a publisher.
@@ -116,6 +138,9 @@ pub(crate) struct PublishState {
     /// Simulcast layers ([`ClientOptions::simulcast`]); empty: `video` is the one encoding.
     layers: Vec<LayerTx>,
     audio: Option<(TxStream, AudioGenerator)>,
+    /// Opus RED negotiated: its payload type, and the last Opus frame sent (the next packet's
+    /// redundant block).
+    audio_red: Option<(Pt, Option<Vec<u8>>)>,
     /// Send [`OPUS_SILENCE`] instead of synthetic audio (with the clip).
     opus_silence: bool,
     fps: u32,
@@ -183,6 +208,12 @@ impl PublishState {
             }
             None => None,
         };
+        // str0m keeps RED on the Opus parameters only when the answer agreed to it.
+        let audio_red = audio.as_ref().and_then(|(tx, _)| {
+            let params = rtc.codec_config().params();
+            let red = params.iter().find(|p| p.pt() == tx.pt)?.red()?;
+            Some((red, None))
+        });
         let clip = opts.video_source == VideoSource::Clip;
         let layers = match (&video, clip) {
             (Some(_), false) => opts
@@ -205,6 +236,7 @@ impl PublishState {
             video,
             layers,
             audio,
+            audio_red: audio_red.filter(|_| opts.red),
             opus_silence: clip,
             fps: if clip { CLIP_FPS } else { opts.fps.max(1) },
             keyframe_interval: opts.keyframe_interval,
@@ -892,7 +924,57 @@ impl Driver {
         if matches!(self.role, Role::Publish(_)) {
             return;
         }
-        let codec = codec_of(&self.rtc, pkt.header.payload_type);
+        let m = Incoming {
+            pt: pkt.header.payload_type,
+            seq: *pkt.seq_no,
+            seq16: pkt.header.sequence_number,
+            ssrc: pkt.header.ssrc,
+            rtp_time: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            mid: pkt.header.ext_vals.mid,
+            payload: &pkt.payload,
+        };
+        let Some(opus) = red_primary_pt(&self.rtc, m.pt) else {
+            return self.on_media(m);
+        };
+        // Opus RED: each frame it carries, oldest first, as a packet of its own; an earlier
+        // frame only when its packet was lost (a jitter buffer takes it from here).
+        let Some(blocks) = crate::red::decode(m.payload) else {
+            tracing::debug!("malformed RED payload");
+            return;
+        };
+        for (offset, payload) in blocks {
+            let back = u64::from(offset / crate::red::FRAME_TICKS);
+            let Some(seq) = m.seq.checked_sub(back) else {
+                continue;
+            };
+            if back > 0 && (back > 2 || self.audio_seen(seq)) {
+                continue;
+            }
+            self.on_media(Incoming {
+                pt: opus,
+                seq,
+                seq16: m.seq16.wrapping_sub(back as u16),
+                rtp_time: m.rtp_time.wrapping_sub(offset),
+                // Only the newest frame keeps the packet's header extensions.
+                mid: if back == 0 { m.mid } else { None },
+                payload,
+                ..m
+            });
+        }
+    }
+
+    /// A viewer already has audio packet `seq`.
+    fn audio_seen(&self, seq: u64) -> bool {
+        match &self.role {
+            Role::View(view) => lock(&view.shared).audio.has_seen(seq),
+            // A member's streams are kept per publisher: recovery is not counted there.
+            _ => true,
+        }
+    }
+
+    fn on_media(&mut self, inc: Incoming<'_>) {
+        let codec = codec_of(&self.rtc, inc.pt);
         let is_audio = codec.map(|c| c.is_audio()).unwrap_or(false);
         let video_codec = match codec {
             Some(Codec::Vp8) => Some(VideoCodec::Vp8),
@@ -901,30 +983,30 @@ impl Driver {
         };
         let verified = if is_audio {
             (codec == Some(Codec::Opus))
-                .then(|| verify_payload(None, &pkt.payload).ok())
+                .then(|| verify_payload(None, inc.payload).ok())
                 .flatten()
         } else {
-            video_codec.and_then(|c| verify_payload(Some(c), &pkt.payload).ok())
+            video_codec.and_then(|c| verify_payload(Some(c), inc.payload).ok())
         };
         let keyframe_start = if is_audio {
             None
         } else {
-            Some(video_codec.is_some_and(|c| is_keyframe_start(c, &pkt.payload)))
+            Some(video_codec.is_some_and(|c| is_keyframe_start(c, inc.payload)))
         };
         let (now, at_us) = self
             .arrival
             .take()
             .unwrap_or_else(|| (Instant::now(), now_us()));
         let received = Received {
-            seq: *pkt.seq_no,
-            ssrc: *pkt.header.ssrc,
-            payload_len: pkt.payload.len(),
+            seq: inc.seq,
+            ssrc: *inc.ssrc,
+            payload_len: inc.payload.len(),
             at: now,
             now_us: at_us,
             verified: verified.map(|h| (h.counter, h.send_time_us)),
             keyframe_start,
-            rtp_time: pkt.header.timestamp,
-            marker: pkt.header.marker,
+            rtp_time: inc.rtp_time,
+            marker: inc.marker,
         };
         let want_pli = match &mut self.role {
             Role::Publish(_) => return,
@@ -932,9 +1014,9 @@ impl Driver {
                 let lean = view.lean.is_some();
                 if let Some(l) = &mut view.lean {
                     l.on_sample(
-                        *pkt.header.ssrc,
-                        pkt.header.sequence_number,
-                        pkt.payload.len(),
+                        *inc.ssrc,
+                        inc.seq16,
+                        inc.payload.len(),
                         keyframe_start == Some(true),
                     );
                     // Before str0m sees a gap: it must not NACK what it never got.
@@ -963,10 +1045,10 @@ impl Driver {
             }
             Role::Member(m) => {
                 // The m-line's msid stream id is the publishing participant's id.
-                let mid = pkt.header.ext_vals.mid.or_else(|| {
+                let mid = inc.mid.or_else(|| {
                     self.rtc
                         .direct_api()
-                        .stream_rx(&pkt.header.ssrc)
+                        .stream_rx(&inc.ssrc)
                         .map(|rx| rx.mid())
                 });
                 let from = mid
@@ -998,7 +1080,7 @@ impl Driver {
         if let Some(target) = want_pli {
             // A mutation from inside the drain loop: the loop keeps polling afterwards.
             let mut api = self.rtc.direct_api();
-            if let Some(rx) = api.stream_rx(&pkt.header.ssrc) {
+            if let Some(rx) = api.stream_rx(&inc.ssrc) {
                 rx.request_keyframe(KeyframeRequestKind::Pli);
                 match target {
                     PliTarget::View(shared) => lock(&shared).keyframe_requests_sent += 1,
@@ -1150,9 +1232,15 @@ impl Driver {
         if p.opus_silence {
             packet.payload = OPUS_SILENCE.to_vec();
         }
-        let (mid, pt, rtp_time, seq) = (tx.mid, tx.pt, tx.rtp_time, tx.seq);
+        let (mid, mut pt, rtp_time, seq) = (tx.mid, tx.pt, tx.rtp_time, tx.seq);
         tx.seq += 1;
-        tx.rtp_time = tx.rtp_time.wrapping_add(960);
+        tx.rtp_time = tx.rtp_time.wrapping_add(crate::red::FRAME_TICKS);
+        if let Some((red_pt, previous)) = &mut p.audio_red {
+            let frame = std::mem::take(&mut packet.payload);
+            packet.payload = crate::red::encode(*pt, previous.as_deref(), &frame);
+            *previous = Some(frame);
+            pt = *red_pt;
+        }
         lock(&p.stats).audio_packets_sent += 1;
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx_by_mid(mid, None) else {

@@ -199,6 +199,12 @@ impl StreamTracker {
         self.record_seq(seq);
     }
 
+    /// Packet `seq` was received (as far as the window of remembered numbers reaches).
+    pub fn has_seen(&self, seq: u64) -> bool {
+        let slot = (seq % SEQ_WINDOW as u64) as usize;
+        self.seq_slots.get(slot) == Some(&seq)
+    }
+
     /// Sequence bookkeeping on the extended sequence number.
     fn record_seq(&mut self, seq: u64) {
         let s = &mut self.stats;

@@ -14,6 +14,9 @@ pub enum Reason {
     Best,
     /// The subscriber's bandwidth estimate does not carry a higher layer.
     Bandwidth,
+    /// The subscriber's link is congested (its receiver reports losses while the round trip
+    /// grows) before its estimate says so: held to what got through.
+    Congestion,
     /// The estimate now carries a higher layer: forwarding moves up once it has held a
     /// while (so that a fluctuating estimate does not flap).
     Settling,
@@ -31,9 +34,10 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in [`Reason::index`] order.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Best,
         Reason::Bandwidth,
+        Reason::Congestion,
         Reason::Settling,
         Reason::TileSize,
         Reason::PublisherNotSending,
@@ -41,6 +45,9 @@ impl Reason {
         Reason::Pinned,
         Reason::Waiting,
     ];
+
+    /// How many reasons there are.
+    pub const COUNT: usize = 9;
 
     /// Its place in [`Reason::ALL`] (for per-reason counters).
     pub fn index(self) -> usize {
@@ -52,6 +59,7 @@ impl Reason {
         match self {
             Reason::Best => "best quality the publisher sends",
             Reason::Bandwidth => "limited by your bandwidth estimate",
+            Reason::Congestion => "your connection is losing packets: held to what gets through",
             Reason::Settling => "your bandwidth allows more: moving up once that holds",
             Reason::TileSize => "limited to the size the video is shown at",
             Reason::PublisherNotSending => "the publisher is not sending a better layer",
@@ -67,6 +75,7 @@ impl fmt::Display for Reason {
         f.write_str(match self {
             Reason::Best => "best",
             Reason::Bandwidth => "bandwidth",
+            Reason::Congestion => "congestion",
             Reason::Settling => "settling",
             Reason::TileSize => "tile-size",
             Reason::PublisherNotSending => "publisher-not-sending",

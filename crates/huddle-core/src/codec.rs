@@ -5,6 +5,8 @@ use str0m::RtcConfig;
 use str0m::format::{Codec, CodecConfig, PayloadParams};
 use str0m::media::{Mid, Pt};
 
+use crate::red::RedAction;
+
 /// H264 profiles offered, all with packetization-mode 1: (pt, rtx pt, profile-level-id).
 const H264_PROFILES: &[(u8, u8, u32)] = &[
     (127, 121, 0x42001f),
@@ -13,11 +15,12 @@ const H264_PROFILES: &[(u8, u8, u32)] = &[
     (114, 115, 0x64001f),
 ];
 
-/// Opus, VP8, VP9, H264 (packetization-mode 1) and AV1; nothing else.
+/// Opus (with RED, RFC 2198, when the peer offers it), VP8, VP9, H264 (packetization-mode 1)
+/// and AV1; nothing else.
 pub(crate) fn configure(config: RtcConfig) -> RtcConfig {
     let mut config = config
         .clear_codecs()
-        .enable_opus(true, false)
+        .enable_opus(true, true)
         .enable_vp8(true)
         .enable_vp9(true)
         .enable_av1(true);
@@ -55,6 +58,38 @@ pub(crate) fn pt_map(publisher: &[PayloadParams], subscriber: &[PayloadParams]) 
         }
     }
     map
+}
+
+/// For each of the publisher's RED payload types, what a subscriber gets: the subscriber's
+/// RED payload type when it negotiated RED for the same Opus (block payload types rewritten
+/// from the publisher's Opus to its own), or else its plain Opus payload type and the primary
+/// block alone. Adds the payload types to `pts`.
+pub(crate) fn red_map(
+    publisher: &[PayloadParams],
+    subscriber: &[PayloadParams],
+    pts: &mut PtTable<Pt>,
+) -> PtTable<RedAction> {
+    let mut actions = PtTable::default();
+    for p in publisher {
+        let (Some(red), Some(to)) = (p.red(), pts.get(p.pt())) else {
+            continue;
+        };
+        match subscriber
+            .iter()
+            .find(|s| s.pt() == to)
+            .and_then(|s| s.red())
+        {
+            Some(sub_red) => {
+                pts.set(red, sub_red);
+                actions.set(red, RedAction::Forward { from: p.pt(), to });
+            }
+            None => {
+                pts.set(red, to);
+                actions.set(red, RedAction::Primary);
+            }
+        }
+    }
+    actions
 }
 
 /// H.264 Baseline and Constrained Baseline (RFC 6184: profile_idc 66, the second with
@@ -110,7 +145,12 @@ impl<T: Copy> PtTable<T> {
 pub(crate) fn codec_table(params: &[PayloadParams]) -> PtTable<(Codec, u32)> {
     let mut table = PtTable::default();
     for p in params {
-        table.set(p.pt(), (p.spec().codec, p.spec().clock_rate.get()));
+        let codec = (p.spec().codec, p.spec().clock_rate.get());
+        table.set(p.pt(), codec);
+        // RED carries this codec's frames (and is forwarded per subscriber: `red_map`).
+        if let Some(red) = p.red() {
+            table.set(red, codec);
+        }
     }
     table
 }
@@ -135,6 +175,48 @@ mod tests {
                 },
             },
         )
+    }
+
+    /// Opus as str0m configures it (111, in-band FEC), with RED on 63 or not.
+    fn opus(red: bool) -> PayloadParams {
+        let mut c = CodecConfig::empty();
+        c.enable_opus(true, red);
+        c.params()[0]
+    }
+
+    #[test]
+    fn red_is_forwarded_as_red_or_as_its_primary_opus() {
+        let publisher = [opus(true)];
+        assert_eq!(publisher[0].red(), Some(63.into()));
+        assert_eq!(publisher[0].spec().format.use_inband_fec, Some(true));
+        // Both negotiated RED: forwarded as RED (block payload types rewritten from the
+        // publisher's Opus to the subscriber's, the same here; see `red`'s tests).
+        let both = [opus(true)];
+        let mut pts = pt_map(&publisher, &both);
+        let actions = red_map(&publisher, &both, &mut pts);
+        assert_eq!(pts.get(111.into()), Some(111.into()));
+        assert_eq!(pts.get(63.into()), Some(63.into()));
+        assert_eq!(
+            actions.get(63.into()),
+            Some(RedAction::Forward {
+                from: 111.into(),
+                to: 111.into()
+            })
+        );
+        // A subscriber without RED: RED packets go out as its plain Opus.
+        let plain = [opus(false)];
+        let mut pts = pt_map(&publisher, &plain);
+        let actions = red_map(&publisher, &plain, &mut pts);
+        assert_eq!(pts.get(63.into()), Some(111.into()));
+        assert_eq!(actions.get(63.into()), Some(RedAction::Primary));
+        // A publisher without RED: nothing to do.
+        let mut pts = pt_map(&plain, &both);
+        assert!(red_map(&plain, &both, &mut pts).is_empty());
+        // The codec table admits RED packets as the Opus they carry.
+        assert_eq!(
+            codec_table(&publisher).get(63.into()),
+            Some((Codec::Opus, 48_000))
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(crate) struct Counters {
     pub keyframe_requests_sent: u64,
     /// Video layer changes decided (switches, pauses, resumes), by the reason for the new
     /// choice ([`crate::Reason::index`]).
-    pub layer_switches: [u64; 8],
+    pub layer_switches: [u64; crate::Reason::COUNT],
     pub pauses: u64,
     /// NACKs from subscribers, retransmissions answering them, NACKs sent to publishers.
     pub nacks_received: u64,

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::BweKind;
@@ -18,7 +19,9 @@ use slab::Slab;
 use crate::contain::contained;
 use crate::demux::MAX_ADDRS_PER_PARTICIPANT;
 use crate::diagnosis::{Diagnosis, Kind};
+use crate::downlink::Downlink;
 use crate::out::Out;
+use crate::red;
 use crate::room::negotiation::PendingOffer;
 use crate::subscription::Subscription;
 use crate::track::Packet;
@@ -98,6 +101,10 @@ pub struct Participant {
     pub(crate) bwe: bool,
     /// The (minimum, desired) bitrates last given to its estimator.
     pub(crate) bwe_asked: Option<(u64, u64)>,
+    /// What its receiver reports say about its downlink (congestion ahead of the estimate).
+    pub(crate) downlink: Downlink,
+    /// Its video resends are held to the congested share.
+    pub(crate) rtx_congested: bool,
     /// Per outgoing `mid`: NACKs received and packets sent (retransmissions included), as
     /// str0m last reported them; and retransmissions counted so far.
     pub(crate) egress: FxHashMap<Mid, (u64, u64)>,
@@ -184,6 +191,8 @@ impl Participant {
             estimate: None,
             bwe: false,
             bwe_asked: None,
+            downlink: Downlink::default(),
+            rtx_congested: false,
             egress: FxHashMap::default(),
             resent: 0,
             ingress_nacks: FxHashMap::default(),
@@ -284,6 +293,7 @@ impl Participant {
         let Some(sub) = self.subscriptions.get_mut(slot) else {
             return Forwarded::Dropped;
         };
+        let mut switched = false;
         if sub.kind == MediaKind::Video {
             let choice = &mut sub.choice;
             if choice.paused {
@@ -297,11 +307,18 @@ impl Participant {
                     return Forwarded::WaitingForKeyframe(p.layer);
                 }
                 // The target layer's keyframe: switch to it here, seamlessly.
+                switched = choice.current.is_some();
                 choice.current = Some(p.layer);
                 choice.switched_at = Some(now);
                 sub.backlog.clear();
             }
         }
+        if switched {
+            self.forget_resends(slot);
+        }
+        let Some(sub) = self.subscriptions.get_mut(slot) else {
+            return Forwarded::Dropped;
+        };
         if !sub.backlog.is_empty() {
             if sub.backlog.len() >= MAX_BACKLOG {
                 // Cannot catch up: start over from the next keyframe.
@@ -314,6 +331,48 @@ impl Participant {
             return Forwarded::Queued;
         }
         self.write(slot, p, now)
+    }
+
+    /// Empties the retransmission history of the subscription in `slot`. After a layer switch
+    /// (or a pause) the packets of the layer left behind are of no use to a decoder that
+    /// starts again at the new layer's keyframe, and resending them (after a switch down, up
+    /// to half of what a higher layer sent) into a link that could not carry that layer keeps
+    /// it congested.
+    /// While the link is congested resends may take only str0m's default share: loss there
+    /// comes from sending too much, and resending at a lossy link's share feeds it.
+    pub(crate) fn forget_resends(&mut self, slot: usize) {
+        use crate::room::routing::{
+            CONGESTED_RTX_RATIO_CAP, RTX_HISTORY, RTX_HISTORY_PACKETS, RTX_RATIO_CAP,
+        };
+        let Some(ssrc) = self.subscriptions.get(slot).and_then(|s| s.tx_ssrc) else {
+            return;
+        };
+        let cap = if self.rtx_congested {
+            CONGESTED_RTX_RATIO_CAP
+        } else {
+            RTX_RATIO_CAP
+        };
+        if let Some(tx) = self.rtc.direct_api().stream_tx(&ssrc) {
+            tx.set_rtx_cache(RTX_HISTORY_PACKETS, RTX_HISTORY, Some(cap));
+        }
+    }
+
+    /// Whether its video resends are held to the congested share (see [`Self::forget_resends`]);
+    /// a change empties the histories.
+    pub(crate) fn set_rtx_congested(&mut self, congested: bool) {
+        if self.rtx_congested == congested {
+            return;
+        }
+        self.rtx_congested = congested;
+        let slots: Vec<usize> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.kind == MediaKind::Video)
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in slots {
+            self.forget_resends(slot);
+        }
     }
 
     /// Queues packets (a replayed GOP) ahead of live ones; they leave at the catch-up pace.
@@ -378,6 +437,16 @@ impl Participant {
             };
         };
         sub.codec_mismatch = false;
+        let payload = match sub.red.get(p.pt) {
+            None => p.payload.clone(),
+            Some(action) => match red::apply(action, &p.payload) {
+                Ok(payload) => Arc::from(payload),
+                Err(e) => {
+                    debug!(participant = %self.id, %mid, reason = %e, "RED packet dropped");
+                    return Forwarded::Dropped;
+                }
+            },
+        };
         let Some(out) =
             sub.rewriter
                 .rewrite(p.ssrc, *p.seq, p.ts, p.clock_rate, p.keyframe_start, now)
@@ -401,7 +470,7 @@ impl Participant {
                 Some(ssrc) => api.stream_tx(&ssrc)?,
                 None => api.stream_tx_by_mid(mid, None)?,
             };
-            let mut write = RtpWrite::new(pt, out.seq.into(), out.ts, p.arrival, p.payload.clone())
+            let mut write = RtpWrite::new(pt, out.seq.into(), out.ts, p.arrival, payload)
                 .marker(p.marker)
                 .ext_vals(p.ext.clone())
                 .nackable(video);
@@ -533,6 +602,12 @@ impl Participant {
                 let resent = sent.saturating_sub(written);
                 out.counters.retransmissions += resent.saturating_sub(self.resent);
                 self.resent = self.resent.max(resent);
+                if self
+                    .downlink
+                    .report(st.mid, st.bytes, st.loss, st.rtt, st.timestamp)
+                {
+                    internal.push_back(Internal::Estimate(self.id));
+                }
             }
             RtcEvent::MediaIngressStats(st) => {
                 let nacks = self.ingress_nacks.entry(st.mid).or_default();

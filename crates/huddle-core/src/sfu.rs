@@ -82,7 +82,7 @@ pub struct SfuStats {
     pub keyframe_requests_sent: u64,
     /// Video layer changes decided for subscribers, by the reason for the new choice
     /// (indexed by [`crate::Reason::index`]), and how many of them were pauses.
-    pub layer_switches: [u64; 8],
+    pub layer_switches: [u64; crate::Reason::COUNT],
     pub pauses: u64,
     /// NACKs received from subscribers, retransmissions sent, NACKs sent to publishers.
     pub nacks_received: u64,

@@ -11,6 +11,7 @@ use crate::TrackId;
 use crate::choice::Choice;
 use crate::codec::PtTable;
 use crate::picture::PictureIds;
+use crate::red::RedAction;
 use crate::track::Packet;
 
 /// Outgoing sequence numbers start here, far enough from zero that reordered packets from
@@ -29,6 +30,8 @@ pub struct Subscription {
     pub track: Option<TrackId>,
     /// Publisher payload type → subscriber payload type, for the codecs both negotiated.
     pub(crate) pt_map: PtTable<Pt>,
+    /// The publisher's RED payload types, and what this subscriber gets of their payloads.
+    pub(crate) red: PtTable<RedAction>,
     pub(crate) rewriter: Rewriter,
     /// VP8 picture numbers, continued across the sources the rewriter switches between.
     pub(crate) pictures: PictureIds,
@@ -51,6 +54,7 @@ impl Subscription {
             kind,
             track: None,
             pt_map: PtTable::default(),
+            red: PtTable::default(),
             rewriter: Rewriter::new(kind == MediaKind::Video),
             pictures: PictureIds::default(),
             tx_ssrc: None,
@@ -65,6 +69,7 @@ impl Subscription {
     pub(crate) fn detach(&mut self) {
         self.track = None;
         self.pt_map = PtTable::default();
+        self.red = PtTable::default();
         self.codec_mismatch = false;
         self.backlog.clear();
         self.rewriter.reset_source();

@@ -49,6 +49,18 @@ struct Decision {
     /// The bitrate of the chosen layer, and of the layer the subscriber would like.
     chosen_rate: u64,
     wanted_rate: u64,
+    /// What the estimator should keep sending (padding) though nothing is chosen: a paused
+    /// subscription's way back, since an estimate cannot grow past what is sent.
+    probe_rate: u64,
+}
+
+/// What the receiver reports say about the subscriber's link (see [`crate::downlink`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Link {
+    /// The latest reports show congestion: the evidence a pause needs.
+    congested: bool,
+    /// The loss-based ceiling, not the estimate, is what limits the budget.
+    by_loss: bool,
 }
 
 impl Room {
@@ -74,20 +86,31 @@ impl Room {
                 .map_or(u64::MAX, |(w, h)| u64::from(w) * u64::from(h));
             (pref.pin.is_none(), std::cmp::Reverse(area), *slot)
         });
-        let mut budget = p.estimate.map(|e| e.saturating_sub(audio * AUDIO_RESERVE));
+        // The estimate lags a link that narrowed; the receiver reports do not.
+        let ceiling = p.downlink.ceiling(now);
+        let link = Link {
+            congested: p.downlink.congested(now),
+            by_loss: ceiling.is_some_and(|c| p.estimate.is_none_or(|e| c < e)),
+        };
+        let limit = match (p.estimate, ceiling) {
+            (Some(e), Some(c)) => Some(e.min(c)),
+            (e, c) => e.or(c),
+        };
+        let mut budget = limit.map(|e| e.saturating_sub(audio * AUDIO_RESERVE));
         let (mut minimum, mut desired) = (audio * AUDIO_RESERVE, audio * AUDIO_RESERVE);
         let mut decisions = Vec::with_capacity(video.len());
         for (slot, track, pref) in &video {
             let (Some(t), Some(sub)) = (self.tracks.get(track), p.subscriptions.get(*slot)) else {
                 continue;
             };
-            let d = decide(t, &sub.choice, *pref, budget, now);
+            let d = decide(t, &sub.choice, *pref, budget, link, now);
             budget = budget.map(|b| b.saturating_sub(d.chosen_rate));
-            minimum += d.chosen_rate;
+            minimum += d.chosen_rate.max(d.probe_rate);
             desired += d.wanted_rate.max(d.chosen_rate);
             decisions.push((*slot, *track, d));
         }
         let mut keyframes = Vec::new();
+        let mut forget = Vec::new();
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
@@ -109,6 +132,7 @@ impl Room {
                 }
                 if d.paused {
                     c.current = None;
+                    forget.push(slot);
                 }
             }
             c.target = d.target;
@@ -116,15 +140,25 @@ impl Room {
             c.reason = d.reason;
             c.fits_higher_since = d.fits_higher_since;
         }
+        for slot in forget {
+            p.forget_resends(slot);
+        }
+        p.set_rtx_congested(ceiling.is_some());
         p.allocate_due = (!video.is_empty()).then_some(now + REALLOCATE_EVERY);
         if p.bwe && !video.is_empty() {
             // Probe towards what the subscriber would like, with room to spare (the estimate
-            // of a receiver never probed stays at what it gets); sustain what it gets.
-            let desired = (desired + desired / 2).max(MIN_DESIRED);
-            let changed = p
-                .bwe_asked
-                .is_none_or(|(_, d)| desired.abs_diff(d) * 10 > d);
+            // of a receiver never probed stays at what it gets); sustain what it gets. Not
+            // while its link is congested: probes into a full queue are lost with the media.
+            let desired = if ceiling.is_some() {
+                minimum
+            } else {
+                (desired + desired / 2).max(MIN_DESIRED)
+            };
+            let changed = p.bwe_asked.is_none_or(|(m, d)| {
+                desired.abs_diff(d) * 10 > d || minimum.abs_diff(m) * 10 > m.max(1)
+            });
             if changed {
+                debug!(participant = %id, minimum, desired, ceiling, "asking the estimator");
                 p.bwe_asked = Some((minimum, desired));
                 p.rtc
                     .bwe()
@@ -205,6 +239,7 @@ fn decide(
     choice: &Choice,
     pref: Preference,
     budget: Option<u64>,
+    link: Link,
     now: Instant,
 ) -> Decision {
     let active = t.active_layers(now);
@@ -217,6 +252,7 @@ fn decide(
             fits_higher_since: None,
             chosen_rate: 0,
             wanted_rate: 0,
+            probe_rate: 0,
         };
     };
     let decision = |target: u8, reason: Reason, wanted: u8| Decision {
@@ -226,6 +262,7 @@ fn decide(
         fits_higher_since: None,
         chosen_rate: rate(target),
         wanted_rate: rate(wanted),
+        probe_rate: 0,
     };
     if let Some(pin) = pref.pin
         && let Some(&l) = active
@@ -283,32 +320,47 @@ fn decide(
             current_rank.is_some_and(|c| rank(*l).is_some_and(|r| r > c)),
         )
     });
+    let limited = if link.by_loss {
+        Reason::Congestion
+    } else {
+        Reason::Bandwidth
+    };
     let Some(mut chosen) = best_fit else {
-        // Not even the lowest layer fits: pause, with hysteresis, unless close enough.
+        // Not even the lowest layer fits: pause, with hysteresis, unless close enough. A
+        // pause needs the receiver's reports to show the link congested as well: an estimate
+        // that overshot downwards after a narrowing, while the lowest layer gets through
+        // cleanly, is no reason to stop the video.
         let threshold = if choice.paused {
             RESUME_ABOVE
         } else {
             PAUSE_BELOW
         };
-        let pause = t.is_simulcast() && (budget as f64) < rate(lowest) as f64 * threshold;
+        let short = (budget as f64) < rate(lowest) as f64 * threshold;
+        let pause = t.is_simulcast() && short && (choice.paused || link.congested);
         return Decision {
             target: Some(lowest),
             paused: pause,
-            reason: if pause {
-                Reason::Paused
-            } else {
-                Reason::Bandwidth
-            },
+            reason: if pause { Reason::Paused } else { limited },
             fits_higher_since: None,
             chosen_rate: if pause { 0 } else { rate(lowest) },
             wanted_rate: rate(by_tile),
+            // Paused, the estimator keeps sending about what resuming needs (padding within
+            // its estimate), so that the estimate can grow when the link allows.
+            probe_rate: if pause {
+                (rate(lowest) as f64 * RESUME_ABOVE) as u64
+            } else {
+                0
+            },
         };
     };
     let mut fits_higher_since = None;
     let mut settling = false;
     // Up because the estimate grew: only once the higher layer has fitted for a while. Up
     // because the tile grew or a layer appeared: at once (the estimate carried it already).
-    let bandwidth_held = matches!(choice.reason, Reason::Bandwidth | Reason::Settling);
+    let bandwidth_held = matches!(
+        choice.reason,
+        Reason::Bandwidth | Reason::Congestion | Reason::Settling
+    );
     if let (Some(c), Some(r)) = (current_rank, rank(chosen))
         && r > c
         && bandwidth_held
@@ -323,7 +375,7 @@ fn decide(
     let reason = if settling {
         Reason::Settling
     } else if rank(chosen) < rank(by_tile) {
-        Reason::Bandwidth
+        limited
     } else {
         quality_reason
     };
@@ -334,6 +386,7 @@ fn decide(
         fits_higher_since,
         chosen_rate: rate(chosen),
         wanted_rate: rate(by_tile),
+        probe_rate: 0,
     }
 }
 
@@ -396,11 +449,11 @@ mod tests {
         let t = track(&RATES, now);
         let c = Choice::default();
         let p = Preference::default();
-        let d = decide(&t, &c, p, Some(3_000_000), now);
+        let d = decide(&t, &c, p, Some(3_000_000), Link::default(), now);
         assert_eq!((d.target, d.reason), (Some(2), Reason::Best));
-        let d = decide(&t, &c, p, Some(700_000), now);
+        let d = decide(&t, &c, p, Some(700_000), Link::default(), now);
         assert_eq!((d.target, d.reason), (Some(1), Reason::Bandwidth));
-        let d = decide(&t, &c, p, None, now);
+        let d = decide(&t, &c, p, None, Link::default(), now);
         assert_eq!(d.target, Some(2), "no estimate: nothing holds it back");
     }
 
@@ -415,7 +468,7 @@ mod tests {
             reason: Reason::Bandwidth,
             ..Choice::default()
         };
-        let d = decide(&t, &c, p, Some(2_000_000), now);
+        let d = decide(&t, &c, p, Some(2_000_000), Link::default(), now);
         assert_eq!(
             (d.target, d.reason),
             (Some(1), Reason::Settling),
@@ -426,7 +479,7 @@ mod tests {
         c.fits_higher_since = d.fits_higher_since;
         let later = now + UP_AFTER;
         let t = track(&RATES, later);
-        let d = decide(&t, &c, p, Some(2_000_000), later);
+        let d = decide(&t, &c, p, Some(2_000_000), Link::default(), later);
         assert_eq!(d.target, Some(2), "up once it kept fitting");
         // Without headroom a higher layer does not count as fitting.
         let d = decide(
@@ -437,6 +490,7 @@ mod tests {
             },
             p,
             Some(1_600_000),
+            Link::default(),
             later,
         );
         assert_eq!((d.target, d.fits_higher_since), (Some(1), None));
@@ -445,7 +499,7 @@ mod tests {
             current: Some(2),
             ..Choice::default()
         };
-        let d = decide(&t, &high, p, Some(400_000), later);
+        let d = decide(&t, &high, p, Some(400_000), Link::default(), later);
         assert_eq!(
             (d.target, d.reason),
             (Some(0), Reason::Bandwidth),
@@ -463,9 +517,21 @@ mod tests {
             reason: Reason::TileSize,
             ..Choice::default()
         };
-        let d = decide(&t, &c, Preference::default(), Some(3_000_000), now);
+        let d = decide(
+            &t,
+            &c,
+            Preference::default(),
+            Some(3_000_000),
+            Link::default(),
+            now,
+        );
         assert_eq!((d.target, d.reason), (Some(2), Reason::Best));
     }
+
+    const CONGESTED: Link = Link {
+        congested: true,
+        by_loss: true,
+    };
 
     #[test]
     fn video_pauses_below_the_lowest_layer_and_resumes_with_hysteresis() {
@@ -473,21 +539,95 @@ mod tests {
         let t = track(&RATES, now);
         let p = Preference::default();
         let c = Choice::default();
-        let d = decide(&t, &c, p, Some(100_000), now);
+        let d = decide(&t, &c, p, Some(100_000), CONGESTED, now);
         assert!(d.paused && d.reason == Reason::Paused, "{d:?}");
+        assert_eq!(d.chosen_rate, 0);
+        assert_eq!(
+            d.probe_rate,
+            (150_000.0 * RESUME_ABOVE) as u64,
+            "paused, the estimator is asked for what resuming needs"
+        );
         let paused = Choice {
             paused: true,
             ..Choice::default()
         };
+        // Once paused, the link is clean (nothing is sent): the estimate alone decides.
+        let clean = Link::default();
         assert!(
-            decide(&t, &paused, p, Some(155_000), now).paused,
+            decide(&t, &paused, p, Some(155_000), clean, now).paused,
             "not back at the edge"
         );
-        let d = decide(&t, &paused, p, Some(200_000), now);
-        assert!(!d.paused && d.target == Some(0), "{d:?}");
+        let d = decide(&t, &paused, p, Some(200_000), clean, now);
+        assert!(
+            !d.paused && d.target == Some(0) && d.probe_rate == 0,
+            "{d:?}"
+        );
         // One layer: never paused, however low the estimate.
         let single = track(&[800_000], now);
-        let d = decide(&single, &c, p, Some(100_000), now);
-        assert!(!d.paused && d.reason == Reason::Bandwidth, "{d:?}");
+        let d = decide(&single, &c, p, Some(100_000), CONGESTED, now);
+        assert!(!d.paused && d.reason == Reason::Congestion, "{d:?}");
+    }
+
+    #[test]
+    fn an_estimate_below_the_lowest_layer_pauses_only_on_a_congested_link() {
+        let now = Instant::now();
+        let t = track(&RATES, now);
+        let p = Preference::default();
+        let low = Choice {
+            target: Some(0),
+            current: Some(0),
+            reason: Reason::Congestion,
+            ..Choice::default()
+        };
+        // The estimate overshot below the lowest layer, which gets through cleanly: kept.
+        let d = decide(&t, &low, p, Some(100_000), Link::default(), now);
+        assert_eq!(
+            (d.target, d.paused, d.reason),
+            (Some(0), false, Reason::Bandwidth)
+        );
+        assert_eq!(
+            d.chosen_rate, 150_000,
+            "the estimator is asked to sustain it"
+        );
+        // The reports show loss as well: paused.
+        let d = decide(&t, &low, p, Some(100_000), CONGESTED, now);
+        assert!(d.paused, "{d:?}");
+    }
+
+    #[test]
+    fn a_congested_link_steps_down_with_its_reason_and_back_up_after_settling() {
+        let now = Instant::now();
+        let t = track(&RATES, now);
+        let p = Preference::default();
+        let high = Choice {
+            target: Some(2),
+            current: Some(2),
+            reason: Reason::Best,
+            ..Choice::default()
+        };
+        // The budget the ceiling leaves (what got through, less audio) holds only q.
+        let d = decide(&t, &high, p, Some(386_000), CONGESTED, now);
+        assert_eq!(
+            (d.target, d.paused, d.reason),
+            (Some(0), false, Reason::Congestion)
+        );
+        // The ceiling lapsed and the estimate carries f again: up only after settling.
+        let low = Choice {
+            target: Some(0),
+            current: Some(0),
+            reason: d.reason,
+            ..Choice::default()
+        };
+        let d = decide(&t, &low, p, Some(3_000_000), Link::default(), now);
+        assert_eq!((d.target, d.reason), (Some(0), Reason::Settling));
+        let later = now + UP_AFTER;
+        let t = track(&RATES, later);
+        let settled = Choice {
+            reason: d.reason,
+            fits_higher_since: d.fits_higher_since,
+            ..low
+        };
+        let d = decide(&t, &settled, p, Some(3_000_000), Link::default(), later);
+        assert_eq!((d.target, d.reason), (Some(2), Reason::Best));
     }
 }

@@ -18,13 +18,15 @@ const KINDS: [MediaKind; 2] = [MediaKind::Video, MediaKind::Audio];
 /// How much of what it sent each video subscription keeps for retransmission: a second covers
 /// a NACK's round trip on any network a call survives (str0m keeps 3 s, the largest share of
 /// a viewer's memory).
-const RTX_HISTORY: std::time::Duration = std::time::Duration::from_secs(1);
-const RTX_HISTORY_PACKETS: usize = 600;
+pub(crate) const RTX_HISTORY: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const RTX_HISTORY_PACKETS: usize = 600;
 /// Retransmissions may take up to this share of the bytes a subscription sent in the last
 /// second. str0m's default, 15%, drops every queued resend once a lossy link (15–20%) needs
 /// more than that, and a lost keyframe is then waited out until the next one; the pacer still
 /// keeps the total within the subscriber's bandwidth estimate.
-const RTX_RATIO_CAP: f32 = 0.5;
+pub(crate) const RTX_RATIO_CAP: f32 = 0.5;
+/// The share while the subscriber's link is congested (str0m's default).
+pub(crate) const CONGESTED_RTX_RATIO_CAP: f32 = 0.15;
 
 impl Room {
     /// The publisher a room's viewers receive: the longest-present one with tracks.
@@ -138,7 +140,9 @@ impl Room {
         let Some(mid) = s.subscriptions.get(slot).map(|sub| sub.mid) else {
             return;
         };
-        let pt_map = codec::pt_map(&t.params, &codec::negotiated(&s.rtc, mid));
+        let negotiated = codec::negotiated(&s.rtc, mid);
+        let mut pt_map = codec::pt_map(&t.params, &negotiated);
+        let red = codec::red_map(&t.params, &negotiated, &mut pt_map);
         let Some(sub) = s.subscriptions.get_mut(slot) else {
             return;
         };
@@ -162,6 +166,7 @@ impl Room {
             return;
         }
         sub.pt_map = pt_map;
+        sub.red = red;
         if let Some(tx) = s.rtc.direct_api().stream_tx_by_mid(mid, None) {
             // Found by SSRC (a hash lookup) from now on, not by mid (a scan of the streams).
             sub.tx_ssrc = Some(tx.ssrc());

@@ -87,7 +87,7 @@ pub struct TrackQuality {
     pub height: Option<u32>,
     pub bitrate: Option<u64>,
     pub paused: bool,
-    /// `best`, `bandwidth`, `settling`, `tile-size`, `publisher-not-sending`, `paused`, `pinned`,
+    /// `best`, `bandwidth`, `congestion`, `settling`, `tile-size`, `publisher-not-sending`, `paused`, `pinned`,
     /// `waiting`.
     pub reason: String,
     /// The reason in words.
