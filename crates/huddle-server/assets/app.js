@@ -117,6 +117,10 @@ function expose(call) {
     get peerConnection() {
       return call.pc;
     },
+    /** The server's connectivity diagnosis of this page, once it sent one. */
+    get diagnosis() {
+      return call.diagnosis;
+    },
     get chatOpen() {
       return !!call.dc && call.dc.readyState === 'open';
     },
