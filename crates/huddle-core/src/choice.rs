@@ -26,6 +26,8 @@ pub enum Reason {
     PublisherNotSending,
     /// The subscriber cannot sustain even the lowest layer: video paused, audio goes on.
     Paused,
+    /// A large room: the camera of someone who is not a recent active speaker is held low.
+    NotSpeaking,
     /// The subscriber pinned this layer.
     Pinned,
     /// Nothing to choose from yet (no media from the publisher).
@@ -42,12 +44,13 @@ impl Reason {
         Reason::TileSize,
         Reason::PublisherNotSending,
         Reason::Paused,
+        Reason::NotSpeaking,
         Reason::Pinned,
         Reason::Waiting,
     ];
 
     /// How many reasons there are.
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     /// Its place in [`Reason::ALL`] (for per-reason counters).
     pub fn index(self) -> usize {
@@ -64,6 +67,7 @@ impl Reason {
             Reason::TileSize => "limited to the size the video is shown at",
             Reason::PublisherNotSending => "the publisher is not sending a better layer",
             Reason::Paused => "paused: not enough bandwidth for the lowest layer",
+            Reason::NotSpeaking => "lowered while others speak: the room has many videos",
             Reason::Pinned => "pinned",
             Reason::Waiting => "waiting for the publisher's video",
         }
@@ -80,6 +84,7 @@ impl fmt::Display for Reason {
             Reason::TileSize => "tile-size",
             Reason::PublisherNotSending => "publisher-not-sending",
             Reason::Paused => "paused",
+            Reason::NotSpeaking => "not-speaking",
             Reason::Pinned => "pinned",
             Reason::Waiting => "waiting",
         })

@@ -27,6 +27,10 @@ pub struct SfuConfig {
     /// Receivers that negotiate transport-wide congestion control get a bandwidth estimate,
     /// from which their video layers are chosen (and video paused when it cannot be carried).
     pub bandwidth_estimation: bool,
+    /// In a room with more video tracks than this, each subscriber gets the cameras of those
+    /// who are not recent active speakers at a low layer (reason `not-speaking`); pins and
+    /// screen shares are exempt. 0 turns it off.
+    pub speaker_focus_after: usize,
     /// Where participant and track ids come from; share one between the `Sfu`s of a process.
     pub ids: Ids,
 }
@@ -42,6 +46,7 @@ impl SfuConfig {
             gop_cache_packets: 1500,
             max_participants: 10_000,
             bandwidth_estimation: true,
+            speaker_focus_after: 6,
             ids: Ids::default(),
         }
     }

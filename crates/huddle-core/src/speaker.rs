@@ -23,6 +23,10 @@ const HOLD: Duration = Duration::from_millis(600);
 const EVALUATE_EVERY: Duration = Duration::from_millis(200);
 /// A track not heard for this long counts as silent.
 const STALE: Duration = Duration::from_millis(500);
+/// A speaker who lost the floor still counts as a recent speaker for this long…
+pub(crate) const RECENT_HOLD: Duration = Duration::from_secs(5);
+/// …and at most this many of them do.
+const RECENT_KEPT: usize = 2;
 
 #[derive(Debug)]
 struct Level {
@@ -38,6 +42,8 @@ pub(crate) struct Speakers {
     /// The track that would take over, and since when.
     challenger: Option<(TrackId, Instant)>,
     evaluated: Option<Instant>,
+    /// The previous speakers, latest first, and when each lost the floor.
+    previous: Vec<(TrackId, Instant)>,
 }
 
 impl Speakers {
@@ -106,6 +112,11 @@ impl Speakers {
         if self.current.is_some() && now.saturating_duration_since(since) < HOLD {
             return None;
         }
+        self.previous.retain(|(t, _)| *t != loudest);
+        if let Some(old) = self.current {
+            self.previous.insert(0, (old, now));
+            self.previous.truncate(RECENT_KEPT);
+        }
         self.current = Some(loudest);
         self.challenger = None;
         Some(self.current)
@@ -114,6 +125,7 @@ impl Speakers {
     /// A track ended: it can no longer be the speaker.
     pub(crate) fn forget(&mut self, track: TrackId) -> Option<Option<TrackId>> {
         self.levels.remove(&track);
+        self.previous.retain(|(t, _)| *t != track);
         if self.challenger.is_some_and(|(t, _)| t == track) {
             self.challenger = None;
         }
@@ -126,6 +138,17 @@ impl Speakers {
 
     pub(crate) fn current(&self) -> Option<TrackId> {
         self.current
+    }
+
+    /// The recent speakers: the current one, and the previous ones that lost the floor less
+    /// than [`RECENT_HOLD`] ago (so that a layer lowered when they stop does not flap).
+    pub(crate) fn recent(&self, now: Instant) -> impl Iterator<Item = TrackId> + '_ {
+        self.current.into_iter().chain(
+            self.previous
+                .iter()
+                .filter(move |(_, at)| now.saturating_duration_since(*at) < RECENT_HOLD)
+                .map(|(t, _)| *t),
+        )
     }
 }
 
@@ -170,6 +193,17 @@ mod tests {
         // Silence keeps the last speaker.
         let c = talk(&mut s, t0, 2700, 1000, &[(1, -90), (2, -90)]);
         assert!(c.is_empty());
+        let at = t0 + Duration::from_millis(3700);
+        assert_eq!(
+            s.recent(at).collect::<Vec<_>>(),
+            vec![TrackId(2), TrackId(1)],
+            "the previous speaker is still recent"
+        );
+        assert_eq!(
+            s.recent(at + RECENT_HOLD).collect::<Vec<_>>(),
+            vec![TrackId(2)],
+            "until the hold ran out"
+        );
         assert_eq!(s.forget(TrackId(2)), Some(None));
     }
 }

@@ -197,3 +197,97 @@ fn a_pin_wins_and_a_layer_the_publisher_drops_is_left() {
         .unwrap();
     assert_eq!(pinned_row.reason, Reason::Pinned);
 }
+
+/// What `viewer` gets of `publisher`'s video: the target layer's rid and the reason.
+fn layer_of(net: &Net, viewer: usize, publisher: usize) -> (Option<String>, Reason) {
+    let track = video_track(net, publisher);
+    let subscriber = net.peers[viewer].id.unwrap();
+    let row = net
+        .sfu
+        .subscriptions(net.now, "room")
+        .into_iter()
+        .find(|r| r.subscriber == subscriber && r.track == track)
+        .unwrap();
+    let rid = row.target.and_then(|l| l.rid).map(|r| r.to_string());
+    (rid, row.reason)
+}
+
+fn high() -> (Option<String>, Reason) {
+    (Some("f".into()), Reason::Best)
+}
+
+fn quiet() -> (Option<String>, Reason) {
+    (Some("q".into()), Reason::NotSpeaking)
+}
+
+#[test]
+fn in_a_large_room_only_recent_speakers_keep_the_high_layer() {
+    let mut net = Net::with_config(|c| huddle_core::SfuConfig {
+        speaker_focus_after: 2,
+        ..c
+    });
+    let a = net.simulcast_publisher("ada", "room");
+    let b = net.simulcast_publisher("ben", "room");
+    let c = net.simulcast_publisher("cy", "room");
+    let v = net.member("viewer", "room");
+    net.peers[a].audio_level = Some(-20);
+    net.peers[b].audio_level = Some(-90);
+    net.peers[c].audio_level = Some(-90);
+    net.run(Duration::from_secs(2));
+    assert_eq!(layer_of(&net, v, a), high(), "the speaker");
+    assert_eq!(layer_of(&net, v, b), quiet());
+    assert_eq!(layer_of(&net, v, c), quiet());
+    let forwarded = net
+        .sfu
+        .subscriptions(net.now, "room")
+        .into_iter()
+        .find(|r| r.track == video_track(&net, b) && r.subscriber == net.peers[v].id.unwrap())
+        .and_then(|r| r.current)
+        .and_then(|l| l.rid);
+    assert_eq!(forwarded, Some("q".into()), "q is what is forwarded");
+
+    // A pin is exempt.
+    let pin = Preference {
+        max_size: None,
+        pin: Some("f".into()),
+    };
+    let track = video_track(&net, c);
+    net.sfu
+        .set_preference(net.now, net.peers[v].id.unwrap(), track, pin)
+        .unwrap();
+    net.run(Duration::from_millis(500));
+    assert_eq!(layer_of(&net, v, c), (Some("f".into()), Reason::Pinned));
+
+    // Ben speaks: his layer rises at once, Ada's is held for a while.
+    net.peers[a].audio_level = Some(-90);
+    net.peers[b].audio_level = Some(-15);
+    net.run(Duration::from_secs(2));
+    assert_eq!(layer_of(&net, v, b), high(), "the new speaker");
+    assert_eq!(
+        layer_of(&net, v, a),
+        high(),
+        "the last speaker, within the hold"
+    );
+    net.run(Duration::from_secs(5));
+    assert_eq!(layer_of(&net, v, a), quiet(), "after the hold");
+    assert_eq!(layer_of(&net, v, b), high());
+}
+
+#[test]
+fn a_room_with_few_videos_keeps_every_layer() {
+    let mut net = Net::with_config(|c| huddle_core::SfuConfig {
+        speaker_focus_after: 4,
+        ..c
+    });
+    let a = net.simulcast_publisher("ada", "room");
+    let b = net.simulcast_publisher("ben", "room");
+    let c = net.simulcast_publisher("cy", "room");
+    let v = net.member("viewer", "room");
+    net.peers[a].audio_level = Some(-20);
+    net.peers[b].audio_level = Some(-90);
+    net.peers[c].audio_level = Some(-90);
+    net.run(Duration::from_secs(2));
+    for p in [a, b, c] {
+        assert_eq!(layer_of(&net, v, p), high());
+    }
+}

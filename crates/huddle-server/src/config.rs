@@ -67,6 +67,11 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_CONNECT_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 
+    /// In a room with more videos than this, the cameras of those not speaking lately are
+    /// sent to each viewer at a low layer (at most 320 pixels wide); 0 turns it off.
+    #[arg(long, env = "HUDDLE_SPEAKER_FOCUS_AFTER", default_value_t = 6)]
+    pub speaker_focus_after: usize,
+
     /// Log lines as text for people or JSON for collectors (`RUST_LOG` sets the levels).
     #[arg(long, env = "HUDDLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -274,6 +279,7 @@ impl Config {
             turn_secret: None,
             turn_ttl: Duration::from_secs(86_400),
             connect_timeout: Duration::from_secs(20),
+            speaker_focus_after: 6,
             log_format: LogFormat::Text,
             jwt_secret: None,
             token: None,

@@ -9,6 +9,11 @@
 //! a fluctuating estimate does not flap. A subscriber that cannot sustain a track's lowest
 //! layer has that video paused; audio is never paused. Switches happen at the target layer's
 //! next keyframe (asked for at once), with numbering and timestamps continuous.
+//!
+//! In a room with many videos (more than `speaker_focus_after`), the cameras of those who
+//! are not recent active speakers are held at a low layer: at most 320 pixels wide, else the
+//! lowest. Tiles of a large room are mostly thumbnails, and the budget goes to whoever
+//! talks. Pinned tracks and screen shares (a member's later video tracks) are exempt.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +40,8 @@ const PAUSE_BELOW: f64 = 0.8;
 const RESUME_ABOVE: f64 = 1.1;
 /// The least bandwidth a receiver of video asks its estimator to find.
 const MIN_DESIRED: u64 = 1_000_000;
+/// The widest layer a camera held back for not speaking gets.
+const QUIET_WIDTH: u32 = 320;
 /// How often a subscriber's layers are reconsidered without a new estimate.
 const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
 
@@ -67,6 +74,7 @@ impl Room {
     /// Reconsiders the layers of every video subscription of `id`.
     pub(crate) fn allocate(&mut self, cx: &mut Ctx<'_>, id: ParticipantId) {
         let now = cx.now;
+        let quiet = self.quiet_cameras(cx.config.speaker_focus_after, now);
         let Some(p) = self.participants.get(&id) else {
             return;
         };
@@ -103,7 +111,8 @@ impl Room {
             let (Some(t), Some(sub)) = (self.tracks.get(track), p.subscriptions.get(*slot)) else {
                 continue;
             };
-            let d = decide(t, &sub.choice, *pref, budget, link, now);
+            let held = pref.pin.is_none() && quiet.contains(track);
+            let d = decide(t, &sub.choice, *pref, budget, link, held, now);
             budget = budget.map(|b| b.saturating_sub(d.chosen_rate));
             minimum += d.chosen_rate.max(d.probe_rate);
             desired += d.wanted_rate.max(d.chosen_rate);
@@ -172,6 +181,36 @@ impl Room {
 }
 
 impl Room {
+    /// The camera tracks held low for not speaking: none unless the room has more than
+    /// `after` video tracks; else each member's first video track, unless the member is a
+    /// recent active speaker.
+    fn quiet_cameras(&self, after: usize, now: Instant) -> Vec<TrackId> {
+        let videos = self
+            .tracks
+            .values()
+            .filter(|t| t.kind == MediaKind::Video)
+            .count();
+        if after == 0 || videos <= after {
+            return Vec::new();
+        }
+        let speaking: Vec<ParticipantId> = self
+            .speakers
+            .recent(now)
+            .filter_map(|t| self.tracks.get(&t).and_then(Track::owner))
+            .collect();
+        self.participants
+            .values()
+            .filter(|p| !speaking.contains(&p.id))
+            .filter_map(|p| {
+                p.tracks.iter().map(|(_, t)| *t).find(|t| {
+                    self.tracks
+                        .get(t)
+                        .is_some_and(|t| t.kind == MediaKind::Video)
+                })
+            })
+            .collect()
+    }
+
     /// Sets what `id` asked for `track` (tile size, pin) and reallocates.
     pub(crate) fn set_preference(
         &mut self,
@@ -240,6 +279,7 @@ fn decide(
     pref: Preference,
     budget: Option<u64>,
     link: Link,
+    quiet: bool,
     now: Instant,
 ) -> Decision {
     let active = t.active_layers(now);
@@ -285,7 +325,23 @@ fn decide(
         None => highest,
     };
     let unsent = t.layers().len() > active.len() && by_tile == highest;
-    let quality_reason = if by_tile != highest {
+    // Not speaking in a large room: at most the widest layer of QUIET_WIDTH, else the lowest.
+    let rank = |l: u8| active.iter().position(|x| *x == l);
+    let quiet_cap = active
+        .iter()
+        .rev()
+        .copied()
+        .find(|l| {
+            t.layer(*l)
+                .and_then(|x| x.size)
+                .is_some_and(|(w, _)| w <= QUIET_WIDTH)
+        })
+        .unwrap_or(lowest);
+    let held_quiet = quiet && rank(by_tile) > rank(quiet_cap);
+    let by_tile = if held_quiet { quiet_cap } else { by_tile };
+    let quality_reason = if held_quiet {
+        Reason::NotSpeaking
+    } else if by_tile != highest {
         Reason::TileSize
     } else if unsent {
         Reason::PublisherNotSending
@@ -295,7 +351,6 @@ fn decide(
     let Some(budget) = budget else {
         return decision(by_tile, quality_reason, by_tile);
     };
-    let rank = |l: u8| active.iter().position(|x| *x == l);
     // Hysteresis is relative to what is flowing now: a subscription that receives nothing
     // yet takes the best that fits at once.
     let current_rank = choice.current.filter(|_| !choice.paused).and_then(rank);
@@ -449,11 +504,11 @@ mod tests {
         let t = track(&RATES, now);
         let c = Choice::default();
         let p = Preference::default();
-        let d = decide(&t, &c, p, Some(3_000_000), Link::default(), now);
+        let d = decide(&t, &c, p, Some(3_000_000), Link::default(), false, now);
         assert_eq!((d.target, d.reason), (Some(2), Reason::Best));
-        let d = decide(&t, &c, p, Some(700_000), Link::default(), now);
+        let d = decide(&t, &c, p, Some(700_000), Link::default(), false, now);
         assert_eq!((d.target, d.reason), (Some(1), Reason::Bandwidth));
-        let d = decide(&t, &c, p, None, Link::default(), now);
+        let d = decide(&t, &c, p, None, Link::default(), false, now);
         assert_eq!(d.target, Some(2), "no estimate: nothing holds it back");
     }
 
@@ -468,7 +523,7 @@ mod tests {
             reason: Reason::Bandwidth,
             ..Choice::default()
         };
-        let d = decide(&t, &c, p, Some(2_000_000), Link::default(), now);
+        let d = decide(&t, &c, p, Some(2_000_000), Link::default(), false, now);
         assert_eq!(
             (d.target, d.reason),
             (Some(1), Reason::Settling),
@@ -479,7 +534,7 @@ mod tests {
         c.fits_higher_since = d.fits_higher_since;
         let later = now + UP_AFTER;
         let t = track(&RATES, later);
-        let d = decide(&t, &c, p, Some(2_000_000), Link::default(), later);
+        let d = decide(&t, &c, p, Some(2_000_000), Link::default(), false, later);
         assert_eq!(d.target, Some(2), "up once it kept fitting");
         // Without headroom a higher layer does not count as fitting.
         let d = decide(
@@ -491,6 +546,7 @@ mod tests {
             p,
             Some(1_600_000),
             Link::default(),
+            false,
             later,
         );
         assert_eq!((d.target, d.fits_higher_since), (Some(1), None));
@@ -499,7 +555,7 @@ mod tests {
             current: Some(2),
             ..Choice::default()
         };
-        let d = decide(&t, &high, p, Some(400_000), Link::default(), later);
+        let d = decide(&t, &high, p, Some(400_000), Link::default(), false, later);
         assert_eq!(
             (d.target, d.reason),
             (Some(0), Reason::Bandwidth),
@@ -523,6 +579,7 @@ mod tests {
             Preference::default(),
             Some(3_000_000),
             Link::default(),
+            false,
             now,
         );
         assert_eq!((d.target, d.reason), (Some(2), Reason::Best));
@@ -539,7 +596,7 @@ mod tests {
         let t = track(&RATES, now);
         let p = Preference::default();
         let c = Choice::default();
-        let d = decide(&t, &c, p, Some(100_000), CONGESTED, now);
+        let d = decide(&t, &c, p, Some(100_000), CONGESTED, false, now);
         assert!(d.paused && d.reason == Reason::Paused, "{d:?}");
         assert_eq!(d.chosen_rate, 0);
         assert_eq!(
@@ -554,17 +611,17 @@ mod tests {
         // Once paused, the link is clean (nothing is sent): the estimate alone decides.
         let clean = Link::default();
         assert!(
-            decide(&t, &paused, p, Some(155_000), clean, now).paused,
+            decide(&t, &paused, p, Some(155_000), clean, false, now).paused,
             "not back at the edge"
         );
-        let d = decide(&t, &paused, p, Some(200_000), clean, now);
+        let d = decide(&t, &paused, p, Some(200_000), clean, false, now);
         assert!(
             !d.paused && d.target == Some(0) && d.probe_rate == 0,
             "{d:?}"
         );
         // One layer: never paused, however low the estimate.
         let single = track(&[800_000], now);
-        let d = decide(&single, &c, p, Some(100_000), CONGESTED, now);
+        let d = decide(&single, &c, p, Some(100_000), CONGESTED, false, now);
         assert!(!d.paused && d.reason == Reason::Congestion, "{d:?}");
     }
 
@@ -580,7 +637,7 @@ mod tests {
             ..Choice::default()
         };
         // The estimate overshot below the lowest layer, which gets through cleanly: kept.
-        let d = decide(&t, &low, p, Some(100_000), Link::default(), now);
+        let d = decide(&t, &low, p, Some(100_000), Link::default(), false, now);
         assert_eq!(
             (d.target, d.paused, d.reason),
             (Some(0), false, Reason::Bandwidth)
@@ -590,7 +647,7 @@ mod tests {
             "the estimator is asked to sustain it"
         );
         // The reports show loss as well: paused.
-        let d = decide(&t, &low, p, Some(100_000), CONGESTED, now);
+        let d = decide(&t, &low, p, Some(100_000), CONGESTED, false, now);
         assert!(d.paused, "{d:?}");
     }
 
@@ -606,7 +663,7 @@ mod tests {
             ..Choice::default()
         };
         // The budget the ceiling leaves (what got through, less audio) holds only q.
-        let d = decide(&t, &high, p, Some(386_000), CONGESTED, now);
+        let d = decide(&t, &high, p, Some(386_000), CONGESTED, false, now);
         assert_eq!(
             (d.target, d.paused, d.reason),
             (Some(0), false, Reason::Congestion)
@@ -618,7 +675,7 @@ mod tests {
             reason: d.reason,
             ..Choice::default()
         };
-        let d = decide(&t, &low, p, Some(3_000_000), Link::default(), now);
+        let d = decide(&t, &low, p, Some(3_000_000), Link::default(), false, now);
         assert_eq!((d.target, d.reason), (Some(0), Reason::Settling));
         let later = now + UP_AFTER;
         let t = track(&RATES, later);
@@ -627,7 +684,81 @@ mod tests {
             fits_higher_since: d.fits_higher_since,
             ..low
         };
-        let d = decide(&t, &settled, p, Some(3_000_000), Link::default(), later);
+        let d = decide(
+            &t,
+            &settled,
+            p,
+            Some(3_000_000),
+            Link::default(),
+            false,
+            later,
+        );
         assert_eq!((d.target, d.reason), (Some(2), Reason::Best));
+    }
+
+    #[test]
+    fn a_quiet_camera_is_held_low_and_lifts_at_once_when_it_speaks() {
+        let now = Instant::now();
+        let t = track(&RATES, now);
+        let p = Preference::default();
+        let high = Choice {
+            target: Some(2),
+            current: Some(2),
+            reason: Reason::Best,
+            ..Choice::default()
+        };
+        let d = decide(&t, &high, p, Some(3_000_000), Link::default(), true, now);
+        assert_eq!(
+            (d.target, d.reason),
+            (Some(0), Reason::NotSpeaking),
+            "no size known: the lowest layer"
+        );
+        assert_eq!(d.wanted_rate, 150_000, "nothing more is probed for");
+        // Its owner speaks: back up at once, not after settling.
+        let low = Choice {
+            target: Some(0),
+            current: Some(0),
+            reason: d.reason,
+            ..Choice::default()
+        };
+        let d = decide(&t, &low, p, Some(3_000_000), Link::default(), false, now);
+        assert_eq!((d.target, d.reason), (Some(2), Reason::Best));
+        // A budget below the cap still limits it, with its own reason.
+        let d = decide(&t, &low, p, Some(100_000), Link::default(), true, now);
+        assert_eq!((d.target, d.reason), (Some(0), Reason::Bandwidth));
+        // A pin wins.
+        let pinned = Preference {
+            max_size: None,
+            pin: Some("f".into()),
+        };
+        let d = decide(
+            &t,
+            &low,
+            pinned,
+            Some(3_000_000),
+            Link::default(),
+            true,
+            now,
+        );
+        assert_eq!((d.target, d.reason), (Some(2), Reason::Pinned));
+    }
+
+    #[test]
+    fn a_quiet_camera_gets_the_widest_layer_of_320_pixels() {
+        let now = Instant::now();
+        let mut t = track(&RATES, now);
+        for (l, size) in [(0u8, (160, 90)), (1, (320, 180)), (2, (640, 360))] {
+            t.layer_mut(l).unwrap().size = Some(size);
+        }
+        let d = decide(
+            &t,
+            &Choice::default(),
+            Preference::default(),
+            None,
+            Link::default(),
+            true,
+            now,
+        );
+        assert_eq!((d.target, d.reason), (Some(1), Reason::NotSpeaking));
     }
 }

@@ -468,6 +468,13 @@ impl Room {
             room: self.name.clone(),
             participant,
         });
+        // Who is held low for not speaking changed.
+        if cx.config.speaker_focus_after > 0 {
+            let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+            for id in ids {
+                self.allocate(cx, id);
+            }
+        }
     }
 
     /// The active speaker's participant.

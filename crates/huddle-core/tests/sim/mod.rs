@@ -220,6 +220,11 @@ pub struct Net {
 
 impl Net {
     pub fn new() -> Self {
+        Net::with_config(|c| c)
+    }
+
+    /// A network whose SFU has `edit` applied to its configuration.
+    pub fn with_config(edit: impl FnOnce(SfuConfig) -> SfuConfig) -> Self {
         init();
         let now = Instant::now();
         let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
@@ -228,10 +233,10 @@ impl Net {
             start: now,
             // The virtual clock and instant delivery make str0m's delay-based estimator see
             // congestion that is not there: forwarding is tested without it.
-            sfu: Sfu::new(SfuConfig {
+            sfu: Sfu::new(edit(SfuConfig {
                 bandwidth_estimation: false,
                 ..SfuConfig::new(vec![sfu_addr])
-            }),
+            })),
             sfu_addr,
             edge: None,
             relayed: (0, 0),

@@ -102,6 +102,8 @@ pub struct MediaConfig {
     pub max_room_participants: usize,
     /// Peers not connected by then are dropped (and diagnosed).
     pub connect_timeout: std::time::Duration,
+    /// Cameras of non-speakers are held low in rooms with more videos than this (0: never).
+    pub speaker_focus_after: usize,
 }
 
 /// Starts one thread per socket. Returns the handle and a queue on which each worker's end
@@ -140,6 +142,7 @@ pub fn spawn(
         let core = SfuConfig {
             ids: ids.clone(),
             connect_timeout: config.connect_timeout,
+            speaker_focus_after: config.speaker_focus_after,
             ..SfuConfig::new(vec![advertised])
         };
         configs.push(core.clone());
