@@ -36,11 +36,12 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_SPREAD_AFTER", default_value_t = 50)]
     pub spread_after: usize,
 
-    /// Address clients send media to, when it differs from the UDP bind address (behind
-    /// 1:1 NAT or in a container: the public IP). Without it a 0.0.0.0/[::] bind advertises
-    /// an address of the host's own interfaces.
-    #[arg(long, env = "HUDDLE_PUBLIC_IP")]
-    pub public_ip: Option<IpAddr>,
+    /// Addresses clients send media to, when they differ from the UDP bind address (behind
+    /// 1:1 NAT or in a container: the public IPs), IPv4 and IPv6 (comma separated or
+    /// repeated): one host candidate each. Without it a 0.0.0.0/[::] bind advertises every
+    /// address of the host's own interfaces (loopback left out).
+    #[arg(long, env = "HUDDLE_PUBLIC_IP", value_delimiter = ',')]
+    pub public_ip: Vec<IpAddr>,
 
     /// STUN servers handed to clients (`stun:host:port`; comma separated or repeated).
     #[arg(long, env = "HUDDLE_STUN", value_delimiter = ',')]
@@ -199,6 +200,10 @@ pub enum ConfigError {
     NoAuthOnNetwork(SocketAddr),
     #[error("--public-ip {0}: clients cannot send to an unspecified or multicast address")]
     BadPublicIp(IpAddr),
+    #[error("--public-ip {0} is given twice")]
+    DuplicatePublicIp(IpAddr),
+    #[error("--public-ip {0} is IPv6 but the UDP socket is bound to IPv4 {1}: bind [::] for both")]
+    PublicIpFamily(IpAddr, SocketAddr),
     #[error("{0}")]
     IceServer(#[from] crate::ice::IceUrlError),
     #[error("--turn needs --turn-secret (HUDDLE_TURN_SECRET): the TURN server's shared secret")]
@@ -249,12 +254,7 @@ impl Config {
         if !credentials && !loopback {
             return Err(ConfigError::OpenOnNetwork(self.http));
         }
-        if let Some(ip) = self
-            .public_ip
-            .filter(|ip| ip.is_unspecified() || ip.is_multicast())
-        {
-            return Err(ConfigError::BadPublicIp(ip));
-        }
+        validate_public_ips(&self.public_ip, self.udp)?;
         if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&self.connect_timeout)
         {
             return Err(ConfigError::ConnectTimeout);
@@ -273,7 +273,7 @@ impl Config {
             udp: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers: Some(2),
             spread_after: 50,
-            public_ip: None,
+            public_ip: Vec::new(),
             stun: Vec::new(),
             turn: Vec::new(),
             turn_secret: None,
@@ -292,5 +292,50 @@ impl Config {
             public_url: None,
             limits: Limits::default(),
         }
+    }
+}
+
+/// Refuses advertised addresses clients cannot send to: unspecified, multicast, the same one
+/// twice, IPv6 for a socket that only speaks IPv4.
+fn validate_public_ips(ips: &[IpAddr], udp: SocketAddr) -> Result<(), ConfigError> {
+    for (i, &ip) in ips.iter().enumerate() {
+        if ip.is_unspecified() || ip.is_multicast() {
+            return Err(ConfigError::BadPublicIp(ip));
+        }
+        if ips.iter().take(i).any(|&o| o == ip) {
+            return Err(ConfigError::DuplicatePublicIp(ip));
+        }
+        if ip.is_ipv6() && udp.is_ipv4() {
+            return Err(ConfigError::PublicIpFamily(ip, udp));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn public_ips_are_validated() {
+        let any6: SocketAddr = "[::]:0".parse().unwrap();
+        let any4: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        assert!(validate_public_ips(&ips(&["203.0.113.7", "2001:db8::7"]), any6).is_ok());
+        assert!(validate_public_ips(&[], any4).is_ok());
+        let e = validate_public_ips(&ips(&["203.0.113.7", "0.0.0.0"]), any6).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--public-ip 0.0.0.0: clients cannot send to an unspecified or multicast address"
+        );
+        let e = validate_public_ips(&ips(&["ff02::1"]), any6).unwrap_err();
+        assert!(matches!(e, ConfigError::BadPublicIp(_)), "{e}");
+        let e = validate_public_ips(&ips(&["203.0.113.7", "203.0.113.7"]), any6).unwrap_err();
+        assert_eq!(e.to_string(), "--public-ip 203.0.113.7 is given twice");
+        let e = validate_public_ips(&ips(&["2001:db8::7"]), any4).unwrap_err();
+        assert!(e.to_string().contains("bind [::] for both"), "{e}");
     }
 }

@@ -101,8 +101,10 @@ pub struct Server {
     pub udp_addr: SocketAddr,
     /// Every media worker's bound UDP address.
     pub udp_addrs: Vec<SocketAddr>,
-    /// The address announced in the first worker's ICE candidates.
+    /// The first address announced in the first worker's ICE candidates.
     pub advertised: SocketAddr,
+    /// Every address announced in the first worker's ICE candidates (one host candidate each).
+    pub candidates: Vec<SocketAddr>,
     /// The start-up self-check: each candidate advertised, then warnings.
     pub self_check: Vec<String>,
     media: MediaHandle,
@@ -126,12 +128,12 @@ impl Server {
     /// thread per media worker.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         config.validate()?;
-        let interfaces = if config.udp.ip().is_unspecified() && config.public_ip.is_none() {
+        let interfaces = if config.udp.ip().is_unspecified() && config.public_ip.is_empty() {
             selfcheck::interfaces()
         } else {
             Vec::new()
         };
-        let candidate = selfcheck::choose(config.udp.ip(), config.public_ip, &interfaces)?;
+        let candidate = selfcheck::choose(config.udp.ip(), &config.public_ip, &interfaces)?;
         let mut sockets = Vec::new();
         for i in 0..config.worker_count() {
             let mut addr = config.udp;
@@ -142,17 +144,20 @@ impl Server {
             }
             let socket = udp::bind(addr).map_err(|e| StartError::Udp(addr, e))?;
             let bound = socket.local_addr().map_err(|e| StartError::Udp(addr, e))?;
-            let advertised = SocketAddr::new(candidate.ip, bound.port());
+            let advertised = candidate.on_port(bound.port());
             sockets.push((socket, bound, advertised));
         }
         let udp_addrs: Vec<SocketAddr> = sockets.iter().map(|(_, b, _)| *b).collect();
-        let (Some(&udp_addr), Some(advertised)) = (udp_addrs.first(), sockets.first().map(|s| s.2))
-        else {
+        let (Some(&udp_addr), Some(advertised)) = (
+            udp_addrs.first(),
+            sockets.first().and_then(|s| s.2.first().copied()),
+        ) else {
             return Err(StartError::Udp(
                 config.udp,
                 std::io::ErrorKind::InvalidInput.into(),
             ));
         };
+        let candidates = sockets.first().map(|s| s.2.clone()).unwrap_or_default();
         let self_check = selfcheck::report(&udp_addrs, &candidate);
         for w in &candidate.warnings {
             tracing::warn!("self-check: {w}");
@@ -187,7 +192,10 @@ impl Server {
         let health = Health::default();
         let sessions = Sessions::default();
         let registry = signaling::Registry::default();
-        let sockets_advertised: Vec<SocketAddr> = sockets.iter().map(|s| s.2).collect();
+        let sockets_advertised: Vec<SocketAddr> = sockets
+            .iter()
+            .filter_map(|s| s.2.first().copied())
+            .collect();
         let media_config = media::MediaConfig {
             sockets: sockets.into_iter().map(|(s, _, a)| (s, a)).collect(),
             spread_after: config.spread_after,
@@ -242,6 +250,7 @@ impl Server {
             udp_addr,
             udp_addrs,
             advertised,
+            candidates,
             self_check,
             media,
             sessions,

@@ -1,10 +1,11 @@
-//! Which address huddle advertises in its ICE candidates, and the start-up self-check that
-//! says so and warns when it cannot work: loopback advertised on a public bind, a private
+//! Which addresses huddle advertises in its ICE candidates, and the start-up self-check that
+//! says so and warns when they cannot work: loopback advertised on a public bind, a private
 //! address and no public one.
 //!
-//! The candidate address is, in order: `--public-ip`; the bind address itself; for a bind of
-//! `0.0.0.0`/`[::]`, an address of the host's interfaces (loopback left out, public before
-//! private; the others are listed, to pick with `--public-ip`).
+//! The candidate addresses are, in order: every `--public-ip`; the bind address itself; for a
+//! bind of `0.0.0.0`, every IPv4 address of the host's interfaces, for `[::]` (dual-stack)
+//! every IPv4 and IPv6 one (loopback and IPv6 link-local left out; public before private).
+//! Each address is one host candidate on the worker's port.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -32,15 +33,31 @@ pub fn interfaces() -> Vec<Interface> {
     }
 }
 
-/// What the self-check found for one media socket.
+/// One advertised address and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub ip: IpAddr,
+    /// `--public-ip`, `the bind address`, `interface eth0`.
+    pub source: String,
+}
+
+/// What the self-check found for the media sockets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Advertised {
-    /// The address in the candidates.
-    pub ip: IpAddr,
-    /// Where it came from: `--public-ip`, `bind address`, `interface eth0`.
-    pub source: String,
-    /// Why clients may not reach it.
+    /// The addresses in the candidates (never empty).
+    pub addresses: Vec<Address>,
+    /// Why clients may not reach them.
     pub warnings: Vec<String>,
+}
+
+impl Advertised {
+    /// The advertised addresses on `port`.
+    pub fn on_port(&self, port: u16) -> Vec<SocketAddr> {
+        self.addresses
+            .iter()
+            .map(|a| SocketAddr::new(a.ip, port))
+            .collect()
+    }
 }
 
 /// Why no address can be advertised.
@@ -68,73 +85,87 @@ fn is_link_local_v6(ip: IpAddr) -> bool {
     matches!(ip, IpAddr::V6(v6) if v6.segments().first().is_some_and(|s| (s & 0xffc0) == 0xfe80))
 }
 
-/// Chooses the advertised address for a socket bound to `bind`.
+/// Chooses the advertised addresses for sockets bound to `bind`.
 pub fn choose(
     bind: IpAddr,
-    public_ip: Option<IpAddr>,
+    public_ip: &[IpAddr],
     interfaces: &[Interface],
 ) -> Result<Advertised, NoAddress> {
-    let (ip, source, others) = if let Some(ip) = public_ip {
-        (ip, "--public-ip".to_owned(), Vec::new())
+    let addresses: Vec<Address> = if !public_ip.is_empty() {
+        public_ip
+            .iter()
+            .map(|&ip| Address {
+                ip,
+                source: "--public-ip".to_owned(),
+            })
+            .collect()
     } else if !bind.is_unspecified() {
-        (bind, "the bind address".to_owned(), Vec::new())
+        vec![Address {
+            ip: bind,
+            source: "the bind address".to_owned(),
+        }]
     } else {
+        // A [::] socket is dual-stack: both families, IPv6 first.
         let family = |ip: &IpAddr| ip.is_ipv4() == bind.is_ipv4();
-        // A [::] socket is dual-stack: IPv6 first, IPv4 if there is none.
         let mut usable: Vec<&Interface> = interfaces
             .iter()
             .filter(|i| !i.ip.is_loopback() && !i.ip.is_unspecified())
             .filter(|i| !is_link_local_v6(i.ip))
+            .filter(|i| bind.is_ipv6() || i.ip.is_ipv4())
             .collect();
         usable.sort_by_key(|i| (!family(&i.ip), is_private(i.ip)));
-        if bind.is_ipv4() {
-            usable.retain(|i| i.ip.is_ipv4());
-        }
-        let Some(first) = usable.first() else {
-            return Err(NoAddress(bind, if bind.is_ipv4() { "IPv4" } else { "IP" }));
-        };
-        let others = usable
-            .iter()
-            .skip(1)
-            .map(|i| format!("{} ({})", i.ip, i.name))
-            .collect();
-        (first.ip, format!("interface {}", first.name), others)
+        usable.dedup_by_key(|i| i.ip);
+        usable
+            .into_iter()
+            .map(|i| Address {
+                ip: i.ip,
+                source: format!("interface {}", i.name),
+            })
+            .collect()
     };
+    if addresses.is_empty() {
+        return Err(NoAddress(bind, if bind.is_ipv4() { "IPv4" } else { "IP" }));
+    }
     let mut warnings = Vec::new();
-    if ip.is_loopback() && !bind.is_loopback() {
-        warnings.push(format!(
-            "{ip} is loopback but the socket listens on {bind}: only this host can reach it; \
-             set --public-ip to the address clients see"
-        ));
+    for a in addresses.iter().filter(|a| a.ip.is_loopback()) {
+        if !bind.is_loopback() {
+            warnings.push(format!(
+                "{} is loopback but the socket listens on {bind}: only this host can reach it; \
+                 set --public-ip to the address clients see",
+                a.ip
+            ));
+        }
     }
-    if is_private(ip) {
-        warnings.push(format!(
-            "{ip} is a private address and no public one is advertised: clients outside this \
-             network connect only through TURN (--turn) or with --public-ip behind 1:1 NAT"
-        ));
-    }
-    if !others.is_empty() {
-        warnings.push(format!(
-            "also on this host, not advertised: {} (choose with --public-ip)",
-            others.join(", ")
-        ));
+    let public = addresses
+        .iter()
+        .any(|a| !is_private(a.ip) && !a.ip.is_loopback());
+    if !public {
+        for a in addresses.iter().filter(|a| is_private(a.ip)) {
+            warnings.push(format!(
+                "{} is a private address and no public one is advertised: clients outside this \
+                 network connect only through TURN (--turn) or with --public-ip behind 1:1 NAT",
+                a.ip
+            ));
+        }
     }
     Ok(Advertised {
-        ip,
-        source,
+        addresses,
         warnings,
     })
 }
 
-/// The self-check's lines for sockets `bound` and advertised as `advertised`.
+/// The self-check's lines for sockets `bound` and advertised as `advertised`: one line per
+/// candidate, then the warnings.
 pub fn report(bound: &[SocketAddr], advertised: &Advertised) -> Vec<String> {
     let mut lines = Vec::new();
     for bound in bound {
-        lines.push(format!(
-            "candidate: udp {} typ host (socket {bound}; address from {})",
-            SocketAddr::new(advertised.ip, bound.port()),
-            advertised.source
-        ));
+        for a in &advertised.addresses {
+            lines.push(format!(
+                "candidate: udp {} typ host (socket {bound}; address from {})",
+                SocketAddr::new(a.ip, bound.port()),
+                a.source
+            ));
+        }
     }
     for w in &advertised.warnings {
         lines.push(format!("warning: {w}"));
@@ -162,49 +193,77 @@ mod tests {
         .collect()
     }
 
+    fn ips(a: &Advertised) -> Vec<IpAddr> {
+        a.addresses.iter().map(|a| a.ip).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn a_loopback_bind_advertises_itself_without_warnings() {
-        let a = choose("127.0.0.1".parse().unwrap(), None, &ifs()).unwrap();
-        assert_eq!(a.ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+        let a = choose(ip("127.0.0.1"), &[], &ifs()).unwrap();
+        assert_eq!(ips(&a), [ip("127.0.0.1")]);
         assert!(a.warnings.is_empty(), "{:?}", a.warnings);
     }
 
     #[test]
-    fn an_unspecified_bind_prefers_a_public_interface_and_leaves_loopback_out() {
-        let a = choose("0.0.0.0".parse().unwrap(), None, &ifs()).unwrap();
-        assert_eq!(a.ip, "203.0.113.9".parse::<IpAddr>().unwrap());
-        assert_eq!(a.source, "interface eth1");
-        assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
-        assert!(a.warnings[0].contains("192.168.1.20 (eth0)"));
-        assert!(!a.warnings[0].contains("127.0.0.1"));
-        let a = choose("::".parse().unwrap(), None, &ifs()).unwrap();
-        assert_eq!(a.ip, "2001:db8::9".parse::<IpAddr>().unwrap());
+    fn an_unspecified_bind_advertises_every_interface_but_loopback() {
+        let a = choose(ip("0.0.0.0"), &[], &ifs()).unwrap();
+        assert_eq!(ips(&a), [ip("203.0.113.9"), ip("192.168.1.20")]);
+        assert_eq!(a.addresses[0].source, "interface eth1");
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+        let a = choose(ip("::"), &[], &ifs()).unwrap();
+        assert_eq!(
+            ips(&a),
+            [ip("2001:db8::9"), ip("203.0.113.9"), ip("192.168.1.20")],
+            "dual-stack: both families, link-local left out"
+        );
+        let lines = report(&["[::]:5000".parse().unwrap()], &a);
+        assert_eq!(
+            lines,
+            [
+                "candidate: udp [2001:db8::9]:5000 typ host (socket [::]:5000; address from interface eth0)",
+                "candidate: udp 203.0.113.9:5000 typ host (socket [::]:5000; address from interface eth1)",
+                "candidate: udp 192.168.1.20:5000 typ host (socket [::]:5000; address from interface eth0)",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_public_ip_is_advertised() {
+        let a = choose(ip("::"), &[ip("203.0.113.7"), ip("2001:db8::7")], &ifs()).unwrap();
+        assert_eq!(ips(&a), [ip("203.0.113.7"), ip("2001:db8::7")]);
+        assert!(a.addresses.iter().all(|a| a.source == "--public-ip"));
+        assert_eq!(
+            a.on_port(9),
+            [
+                "203.0.113.7:9".parse::<SocketAddr>().unwrap(),
+                "[2001:db8::7]:9".parse().unwrap()
+            ]
+        );
     }
 
     #[test]
     fn warnings_for_addresses_that_cannot_work() {
         let private = &ifs()[..2];
-        let a = choose("0.0.0.0".parse().unwrap(), None, private).unwrap();
-        assert_eq!(a.ip, "192.168.1.20".parse::<IpAddr>().unwrap());
+        let a = choose(ip("0.0.0.0"), &[], private).unwrap();
+        assert_eq!(ips(&a), [ip("192.168.1.20")]);
         assert!(
             a.warnings.iter().any(|w| w.contains("private address")),
             "{:?}",
             a.warnings
         );
-        let a = choose(
-            "0.0.0.0".parse().unwrap(),
-            Some("127.0.0.1".parse().unwrap()),
-            private,
-        )
-        .unwrap();
+        let a = choose(ip("0.0.0.0"), &[ip("127.0.0.1")], private).unwrap();
         assert!(
             a.warnings.iter().any(|w| w.contains("is loopback")),
             "{:?}",
             a.warnings
         );
-        assert!(choose("0.0.0.0".parse().unwrap(), None, &ifs()[..1]).is_err());
-        assert!(is_private("100.64.0.1".parse().unwrap()));
-        assert!(is_private("fd00::1".parse().unwrap()));
-        assert!(!is_private("8.8.8.8".parse().unwrap()));
+        assert!(choose(ip("0.0.0.0"), &[], &ifs()[..1]).is_err());
+        assert!(is_private(ip("100.64.0.1")));
+        assert!(is_private(ip("fd00::1")));
+        assert!(!is_private(ip("8.8.8.8")));
     }
 }

@@ -1,9 +1,14 @@
 //! The media sockets: UDP with large kernel buffers, read and written in batches
 //! (`recvmmsg`/`sendmmsg` on Linux, one datagram per call elsewhere), with every buffer and
 //! message header allocated once per socket.
+//!
+//! A socket bound to `[::]` is dual-stack: IPv4 peers arrive as v4-mapped addresses
+//! (`::ffff:a.b.c.d`). Sources are handed on in canonical form (plain IPv4), and an IPv4
+//! destination is mapped back to v4-mapped when sent on an IPv6 socket, so that the core and
+//! its ICE candidates only ever see one form of each address.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use huddle_core::Transmit;
 use tokio::io::Interest;
@@ -32,6 +37,10 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER) {
         debug!("SO_SNDBUF: {e}");
     }
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // [::] serves IPv4 peers too, whatever net.ipv6.bindv6only says.
+        socket.set_only_v6(false)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
@@ -44,12 +53,29 @@ pub struct Socket {
     bufs: Box<[[u8; MAX_DATAGRAM]; BATCH]>,
     meta: Vec<(usize, SocketAddr)>,
     sys: sys::Scratch,
+    /// An IPv6 socket: IPv4 destinations are sent to as v4-mapped.
+    v6: bool,
+}
+
+/// A source address as the core sees it: a v4-mapped IPv6 address as plain IPv4.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// A destination as a socket of family `v6` takes it: IPv4 as v4-mapped on an IPv6 socket.
+pub fn for_socket(addr: SocketAddr, v6: bool) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(v4) if v6 => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port()),
+        _ => addr,
+    }
 }
 
 impl Socket {
     /// Takes a socket from [`bind`] onto the current tokio runtime.
     pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+        let v6 = socket.local_addr()?.is_ipv6();
         Ok(Socket {
+            v6,
             socket: UdpSocket::from_std(socket)?,
             bufs: Box::new([[0u8; MAX_DATAGRAM]; BATCH]),
             meta: Vec::with_capacity(BATCH),
@@ -57,12 +83,12 @@ impl Socket {
         })
     }
 
-    /// The datagrams of the last receive: (source, contents).
+    /// The datagrams of the last receive: (source in [`canonical`] form, contents).
     pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         self.meta
             .iter()
             .zip(self.bufs.iter())
-            .map(|((len, from), buf)| (*from, buf.get(..*len).unwrap_or_default()))
+            .map(|((len, from), buf)| (canonical(*from), buf.get(..*len).unwrap_or_default()))
     }
 
     /// Waits for at least one datagram and reads up to [`BATCH`] of them.
@@ -74,6 +100,7 @@ impl Socket {
                 bufs,
                 meta,
                 sys,
+                ..
             } = self;
             match socket.try_io(Interest::READABLE, || sys.recv(socket, bufs, meta)) {
                 Ok(n) => return Ok(n),
@@ -91,8 +118,10 @@ impl Socket {
         while done < transmits.len() {
             let pending = transmits.get(done..).unwrap_or_default();
             sent(pending.len().min(BATCH));
-            let Socket { socket, sys, .. } = self;
-            match socket.try_io(Interest::WRITABLE, || sys.send(socket, pending)) {
+            let Socket {
+                socket, sys, v6, ..
+            } = self;
+            match socket.try_io(Interest::WRITABLE, || sys.send(socket, pending, *v6)) {
                 Ok(n) => done += n.max(1),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = self.socket.writable().await {
@@ -188,7 +217,12 @@ mod sys {
             Ok(meta.len())
         }
 
-        pub fn send(&mut self, socket: &UdpSocket, transmits: &[Transmit]) -> io::Result<usize> {
+        pub fn send(
+            &mut self,
+            socket: &UdpSocket,
+            transmits: &[Transmit],
+            v6: bool,
+        ) -> io::Result<usize> {
             let chunk = transmits
                 .get(..transmits.len().min(BATCH))
                 .unwrap_or_default();
@@ -196,7 +230,7 @@ mod sys {
                 chunk.iter().map(|t| [IoSlice::new(&t.contents)]).collect();
             let addrs: ArrayVec<Option<SockaddrStorage>, BATCH> = chunk
                 .iter()
-                .map(|t| Some(SockaddrStorage::from(t.destination)))
+                .map(|t| Some(SockaddrStorage::from(super::for_socket(t.destination, v6))))
                 .collect();
             let results = sendmmsg(
                 socket.as_raw_fd(),
@@ -241,11 +275,40 @@ mod sys {
             Ok(1)
         }
 
-        pub fn send(&mut self, socket: &UdpSocket, transmits: &[Transmit]) -> io::Result<usize> {
+        pub fn send(
+            &mut self,
+            socket: &UdpSocket,
+            transmits: &[Transmit],
+            v6: bool,
+        ) -> io::Result<usize> {
             match transmits.first() {
-                Some(t) => socket.try_send_to(&t.contents, t.destination).map(|_| 1),
+                Some(t) => socket
+                    .try_send_to(&t.contents, super::for_socket(t.destination, v6))
+                    .map(|_| 1),
                 None => Ok(0),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn v4_mapped_sources_become_ipv4_and_go_back_mapped_on_ipv6_sockets() {
+        assert_eq!(canonical(a("[::ffff:127.0.0.1]:5000")), a("127.0.0.1:5000"));
+        assert_eq!(canonical(a("[::1]:5000")), a("[::1]:5000"));
+        assert_eq!(canonical(a("127.0.0.1:5000")), a("127.0.0.1:5000"));
+        assert_eq!(
+            for_socket(a("127.0.0.1:5000"), true),
+            a("[::ffff:127.0.0.1]:5000")
+        );
+        assert_eq!(for_socket(a("127.0.0.1:5000"), false), a("127.0.0.1:5000"));
+        assert_eq!(for_socket(a("[::1]:5000"), true), a("[::1]:5000"));
     }
 }

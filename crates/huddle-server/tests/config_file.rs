@@ -20,7 +20,10 @@ fn the_example_file_loads_and_validates() {
     let text = std::fs::read_to_string(&path).expect("huddle.example.toml at the repository root");
     let c = parse_text(&path, &text, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.udp.port(), 50000);
-    assert_eq!(c.public_ip, Some("203.0.113.10".parse().unwrap()));
+    assert_eq!(
+        c.public_ip,
+        vec!["203.0.113.10".parse::<std::net::IpAddr>().unwrap()]
+    );
     assert_eq!(c.turn.len(), 3);
     assert_eq!(c.turn_ttl, Duration::from_secs(12 * 3600));
     assert_eq!(c.limits.max_room_participants, 100);
@@ -160,10 +163,19 @@ fn a_loopback_bind_advertises_loopback_and_an_unspecified_one_an_interface() {
     let _ = child.wait();
     let text = lines.join("\n");
     println!("--- 0.0.0.0 bind:\n{text}");
-    let has_interface = huddle_server::selfcheck::interfaces()
-        .iter()
-        .any(|i| i.ip.is_ipv4() && !i.ip.is_loopback());
-    if has_interface {
+    let usable: Vec<_> = huddle_server::selfcheck::interfaces()
+        .into_iter()
+        .filter(|i| i.ip.is_ipv4() && !i.ip.is_loopback())
+        .collect();
+    for i in &usable {
+        assert!(
+            text.contains(&format!("candidate: udp {}:", i.ip)),
+            "every IPv4 interface address is advertised, {} ({}) too: {text}",
+            i.ip,
+            i.name
+        );
+    }
+    if !usable.is_empty() {
         let candidate = lines
             .iter()
             .find(|l| l.contains("candidate: udp"))

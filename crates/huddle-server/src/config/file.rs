@@ -210,10 +210,25 @@ mod tests {
         "#;
         let c = parse_text(&path(), text, &[]).unwrap();
         assert_eq!(c.http.port(), 9000);
-        assert_eq!(c.public_ip, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(
+            c.public_ip,
+            vec!["203.0.113.7".parse::<std::net::IpAddr>().unwrap()]
+        );
         assert_eq!(c.limits.max_rooms, 7);
         assert!(c.no_auth);
         assert_eq!(c.turn_ttl, Duration::from_secs(7200));
+        let list = parse_text(
+            &path(),
+            r#"public-ip = ["203.0.113.7", "2001:db8::7"]"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            list.public_ip,
+            ["203.0.113.7", "2001:db8::7"]
+                .map(|s| s.parse::<std::net::IpAddr>().unwrap())
+                .to_vec()
+        );
         let c = parse_text(
             &path(),
             text,

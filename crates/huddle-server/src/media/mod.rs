@@ -10,6 +10,7 @@
 //!   [`board`]: the reports workers leave for `/metrics` and `/debug/stats`.
 
 pub mod board;
+mod destination;
 mod events;
 pub mod placement;
 mod worker;
@@ -93,8 +94,9 @@ pub struct WorkerExit {
 /// How to run the workers.
 #[derive(Debug)]
 pub struct MediaConfig {
-    /// One bound socket per worker, and the address it is advertised as.
-    pub sockets: Vec<(std::net::UdpSocket, SocketAddr)>,
+    /// One bound socket per worker, and the addresses it is advertised as (one host
+    /// candidate each).
+    pub sockets: Vec<(std::net::UdpSocket, Vec<SocketAddr>)>,
     /// Participants a room keeps on its home worker before viewers spread out.
     pub spread_after: usize,
     /// Rooms at once, and participants per room.
@@ -143,7 +145,7 @@ pub fn spawn(
             ids: ids.clone(),
             connect_timeout: config.connect_timeout,
             speaker_focus_after: config.speaker_focus_after,
-            ..SfuConfig::new(vec![advertised])
+            ..SfuConfig::new(advertised.clone())
         };
         configs.push(core.clone());
         let worker = Worker {

@@ -104,7 +104,8 @@ struct LinkEnd {
 pub(crate) struct Worker {
     pub index: usize,
     pub sfu: Sfu,
-    pub advertised: SocketAddr,
+    /// The addresses in this worker's host candidates.
+    pub advertised: Vec<SocketAddr>,
     pub commands: mpsc::Receiver<Command>,
     pub shared: Shared,
 }
@@ -119,6 +120,10 @@ impl Worker {
             mut commands,
             shared,
         } = self;
+        let Some(destinations) = super::destination::Destinations::new(&advertised) else {
+            warn!(worker = index, "media socket: no advertised address");
+            return;
+        };
         let mut socket = match udp::Socket::new(socket) {
             Ok(s) => s,
             Err(e) => {
@@ -154,7 +159,11 @@ impl Worker {
                         received = Some(now);
                         let datagrams = socket
                             .datagrams()
-                            .map(|(source, contents)| Datagram { source, destination: advertised, contents });
+                            .map(|(source, contents)| Datagram {
+                                source,
+                                destination: destinations.for_source(source),
+                                contents,
+                            });
                         sfu.handle_datagrams(now, datagrams);
                     }
                     // ICMP errors surface here on some systems: not fatal.
