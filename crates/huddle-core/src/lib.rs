@@ -37,7 +37,10 @@
 //! keyframes, relays; `negotiation`: members' server offers); [`prepare`] accepts an offer
 //! (off the media loop if the caller likes); [`relay`] carries a room's feed between workers
 //! or nodes; `demux` finds a datagram's participant; `dtls` is the handshake (OpenSSL, for
-//! RSA and ECDSA peers); [`keyframe`] reads codec payloads.
+//! RSA and ECDSA peers); [`keyframe`] reads codec payloads; `room::allocation` chooses each
+//! subscription's simulcast layer and says why, from the estimate, `downlink` (congestion in
+//! receiver reports) and `speaker` (who talks); `red` rewrites or unwraps Opus RED; and
+//! [`diagnosis`] records how each participant's connection came up, or why not.
 //!
 //! # Driving the core
 //!
