@@ -579,9 +579,17 @@ impl Participant {
                 self.diag.connected(now);
                 internal.push_back(Internal::Connected(self.id));
             }
+            // Before it ever connected, str0m says Disconnected when it has no candidate pair
+            // to try yet (an offer with only a TCP candidate, its UDP ones still trickling in)
+            // and goes back to Checking when one arrives: the connect timeout decides then.
+            // Once connected, Disconnected means the nominated pair stopped answering.
             RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                debug!(participant = %self.id, "ICE disconnected");
-                self.dead = Some(LeaveReason::Timeout);
+                if self.connected {
+                    debug!(participant = %self.id, "ICE disconnected");
+                    self.dead = Some(LeaveReason::Timeout);
+                } else {
+                    debug!(participant = %self.id, "ICE has no candidate pair to try yet");
+                }
             }
             RtcEvent::Closed => self.dead = Some(LeaveReason::Closed),
             RtcEvent::ChannelOpen(id, label) => {
