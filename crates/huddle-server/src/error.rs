@@ -36,9 +36,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The reason this refusal is counted under in `huddle_refused_total`
-    /// ([`crate::telemetry::REFUSALS`]).
-    pub fn reason(&self) -> &'static str {
+    /// The HTTP status of this refusal, and the reason it is counted under in
+    /// `huddle_refused_total` ([`crate::telemetry::REFUSALS`]): one table for both.
+    fn class(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Core(e) => match e {
                 CoreError::MalformedSdp(_)
@@ -46,49 +46,36 @@ impl ApiError {
                 | CoreError::NoUsableMedia(_)
                 | CoreError::MalformedCandidate(_)
                 | CoreError::AnswerRejected(_)
-                | CoreError::InvalidRoomName => "bad_request",
-                CoreError::UnknownParticipant(_) => "not_found",
-                CoreError::Full(_) => "server_full",
-                CoreError::Refused(_) => "room_limit",
-                CoreError::PeerFailed(_) => "peer_failed",
+                | CoreError::InvalidRoomName => (StatusCode::BAD_REQUEST, "bad_request"),
+                CoreError::UnknownParticipant(_) => (StatusCode::NOT_FOUND, "not_found"),
+                CoreError::Full(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_full"),
+                CoreError::Refused(_) => (StatusCode::SERVICE_UNAVAILABLE, "room_limit"),
+                CoreError::PeerFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "peer_failed"),
             },
-            ApiError::UnsupportedMediaType(..) | ApiError::EmptyOffer | ApiError::NotUtf8 => {
-                "bad_request"
+            ApiError::UnsupportedMediaType(..) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_request")
             }
-            ApiError::UnknownSession => "not_found",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::InvalidToken(_) => "invalid_token",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::PreconditionFailed => "precondition_failed",
-            ApiError::Unavailable => "unavailable",
-            ApiError::ShuttingDown => "shutting_down",
-            ApiError::TooMany(_) => "client_limit",
+            ApiError::EmptyOffer | ApiError::NotUtf8 => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::UnknownSession => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::PreconditionFailed => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "client_limit"),
         }
     }
 
+    /// The reason this refusal is counted under in `huddle_refused_total`.
+    pub fn reason(&self) -> &'static str {
+        self.class().1
+    }
+
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Core(e) => match e {
-                CoreError::MalformedSdp(_)
-                | CoreError::OfferRejected(_)
-                | CoreError::NoUsableMedia(_)
-                | CoreError::MalformedCandidate(_)
-                | CoreError::AnswerRejected(_)
-                | CoreError::InvalidRoomName => StatusCode::BAD_REQUEST,
-                CoreError::UnknownParticipant(_) => StatusCode::NOT_FOUND,
-                CoreError::Full(_) | CoreError::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
-                CoreError::PeerFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-            ApiError::UnsupportedMediaType(..) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::EmptyOffer => StatusCode::BAD_REQUEST,
-            ApiError::NotUtf8 => StatusCode::BAD_REQUEST,
-            ApiError::UnknownSession => StatusCode::NOT_FOUND,
-            ApiError::Unauthorized | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ApiError::Unavailable | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-        }
+        self.class().0
     }
 }
 
