@@ -271,6 +271,8 @@ async fn bad_requests_are_refused_with_reasons_and_media_flows_on() {
     // Meanwhile the viewer lost nothing.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let sent = publisher.stats();
+    // What was sent by now may still be in flight (str0m paces video): let it arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let after = viewer.stats();
     let video_sent = sent.video_packets_sent - sent_before.video_packets_sent;
     let video_got = after.video.counters_seen - before.video.counters_seen;
