@@ -88,9 +88,8 @@ impl Room {
     fn refresh_downstreams(&mut self, cx: &mut Ctx<'_>) {
         for i in 0..self.downstreams.len() {
             for kind in KINDS {
-                let desired = self
-                    .main_publisher()
-                    .and_then(|p| self.first_track(p, kind));
+                // An edge relays what it is fed (a node's pull, spread over its workers).
+                let desired = self.main_track(kind);
                 let Some(feed) = self.downstreams.get_mut(i) else {
                     continue;
                 };
