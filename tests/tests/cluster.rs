@@ -43,6 +43,21 @@ impl Drop for Process {
     }
 }
 
+async fn connect_redis(url: &str) -> redis::aio::ConnectionManager {
+    let client = redis::Client::open(url).expect("redis URL");
+    let started = Instant::now();
+    loop {
+        match redis::aio::ConnectionManager::new(client.clone()).await {
+            Ok(c) => return c,
+            Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                tracing::debug!("redis-server not up yet: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("redis-server does not answer: {e}"),
+        }
+    }
+}
+
 fn start_redis() -> (Process, String) {
     let port = free_tcp();
     let child = Command::new("redis-server")
@@ -81,12 +96,17 @@ struct Node {
 
 impl Node {
     fn start(id: &str, redis: &str) -> Node {
+        Node::start_with(id, redis, &[])
+    }
+
+    fn start_with(id: &str, redis: &str, extra: &[&str]) -> Node {
         let http = SocketAddr::from(([127, 0, 0, 1], free_tcp()));
         let udp = SocketAddr::from(([127, 0, 0, 1], free_udp()));
         let child = Command::new(huddle_bin())
             .args(["--http", &http.to_string(), "--udp", &udp.to_string()])
             .args(["--workers", "1", "--token", TOKEN])
             .args(["--redis", redis, "--node-id", id])
+            .args(extra)
             .env_remove("HUDDLE_CONFIG")
             .env_remove("HUDDLE_PUBLIC_IP")
             .env_remove("HUDDLE_PUBLIC_URL")
@@ -206,18 +226,7 @@ async fn rooms_are_placed_redirected_and_moved_when_their_node_dies() {
         Node::start("node-b", &redis_url),
         Node::start("node-c", &redis_url),
     ];
-    let client = redis::Client::open(redis_url.as_str()).expect("redis URL");
-    let started = Instant::now();
-    let mut redis = loop {
-        match redis::aio::ConnectionManager::new(client.clone()).await {
-            Ok(c) => break c,
-            Err(e) if started.elapsed() < Duration::from_secs(10) => {
-                tracing::debug!("redis-server not up yet: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("redis-server does not answer: {e}"),
-        }
-    };
+    let mut redis = connect_redis(&redis_url).await;
 
     // Every node registers itself: GET /cluster on any of them lists all three.
     let all = ["node-a", "node-b", "node-c"];
@@ -431,4 +440,200 @@ async fn rooms_are_placed_redirected_and_moved_when_their_node_dies() {
         joins.iter().map(Duration::as_millis).collect::<Vec<_>>(),
         failover.as_millis()
     );
+}
+
+/// The pulls `node` lists in `GET /cluster`: (room, origin URL, packets).
+async fn pulls(node: &Node) -> Vec<(String, String, u64)> {
+    let Some(view) = cluster_view(node).await else {
+        return Vec::new();
+    };
+    view["pulls"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .map(|p| {
+                    (
+                        p["room"].as_str().unwrap_or_default().to_owned(),
+                        p["origin"].as_str().unwrap_or_default().to_owned(),
+                        p["packets"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// With `--cascade-after 1`, a broadcast published on A is served by B and C to their own
+/// viewers: each pulls it from A once (one WHEP session per node pair, whatever the number
+/// of viewers), every viewer decodes it, a late viewer starts at once, and a node whose
+/// viewers left ends its pull.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_cascades_once_per_node_pair() {
+    huddle_tests::init_logging();
+    huddle_client::ensure_crypto_provider();
+    let (_redis_process, redis_url) = start_redis();
+    let cascade = ["--cascade-after", "1"];
+    let nodes = [
+        Node::start_with("node-a", &redis_url, &cascade),
+        Node::start_with("node-b", &redis_url, &cascade),
+        Node::start_with("node-c", &redis_url, &cascade),
+    ];
+    let mut redis = connect_redis(&redis_url).await;
+    let listed = eventually(Duration::from_secs(20), || async {
+        cluster_view(&nodes[0])
+            .await
+            .is_some_and(|v| node_ids(&v).len() == 3)
+    })
+    .await;
+    assert!(listed, "three nodes: {:?}", cluster_view(&nodes[0]).await);
+
+    let publisher = Publisher::connect(&nodes[0].url("whip"), options())
+        .await
+        .expect("WHIP publisher on A");
+    assert_eq!(placement(&mut redis).await.as_deref(), Some("node-a"));
+    // A's heartbeat tells the others the room has reached --cascade-after.
+    let sized = eventually(Duration::from_secs(6), || async {
+        cluster_view(&nodes[1]).await.is_some_and(|v| {
+            v["nodes"].as_array().is_some_and(|n| {
+                n.iter()
+                    .any(|n| n["id"] == "node-a" && n["room_sizes"][ROOM].as_u64() >= Some(1))
+            })
+        })
+    })
+    .await;
+    assert!(
+        sized,
+        "A reports the room's size: {:?}",
+        cluster_view(&nodes[1]).await
+    );
+
+    // Two viewers on B and two on C: their sessions live there.
+    let mut viewers = Vec::new();
+    for node in [&nodes[1], &nodes[1], &nodes[2], &nodes[2]] {
+        let asked = Instant::now();
+        let viewer = Viewer::connect(&node.url("whep"), options())
+            .await
+            .expect("WHEP viewer");
+        assert!(
+            viewer
+                .session_url()
+                .is_some_and(|u| u.starts_with(&node.base)),
+            "the session lives on {}: {:?}",
+            node.id,
+            viewer.session_url()
+        );
+        let took = first_video(&viewer, asked, Duration::from_secs(10)).await;
+        println!(
+            "cascaded join: WHEP POST to {} → first video packet in {} ms",
+            node.id,
+            took.as_millis()
+        );
+        viewers.push(viewer);
+    }
+    // A viewer POSTed to A itself is spilled (307) to another node, which serves it.
+    let spilled = Viewer::connect(&nodes[0].url("whep"), options())
+        .await
+        .expect("WHEP viewer via A");
+    assert!(
+        spilled
+            .session_url()
+            .is_some_and(|u| !u.starts_with(&nodes[0].base)),
+        "A spilled the viewer: {:?}",
+        spilled.session_url()
+    );
+    first_video(&spilled, Instant::now(), Duration::from_secs(10)).await;
+    viewers.push(spilled);
+
+    // Let media flow, then compare what crossed each node pair with what was published.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let sent_before = publisher.stats();
+    let (b0, c0) = (pulls(&nodes[1]).await, pulls(&nodes[2]).await);
+    let decoded0: Vec<u64> = viewers
+        .iter()
+        .map(|v| v.stats().video.frames.decoded)
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent_after = publisher.stats();
+    let (b1, c1) = (pulls(&nodes[1]).await, pulls(&nodes[2]).await);
+    let sent = (sent_after.video_packets_sent + sent_after.audio_packets_sent)
+        - (sent_before.video_packets_sent + sent_before.audio_packets_sent);
+    for (node, before, after) in [(&nodes[1], &b0, &b1), (&nodes[2], &c0, &c1)] {
+        assert_eq!(after.len(), 1, "{} pulls the room once: {after:?}", node.id);
+        let (room, origin, packets) = &after[0];
+        assert_eq!(room, ROOM);
+        assert!(origin.starts_with(&nodes[0].base), "from A: {origin}");
+        let carried = packets - before.first().map_or(0, |p| p.2);
+        println!(
+            "node-a → {}: {carried} packets over its one pull while the publisher sent {sent} \
+             ({:.2} per published packet)",
+            node.id,
+            carried as f64 / sent as f64
+        );
+        assert!(
+            carried as f64 <= sent as f64 * 1.1 && carried as f64 >= sent as f64 * 0.8,
+            "each published packet crosses to {} once: {carried} vs {sent}",
+            node.id
+        );
+    }
+    for (v, before) in viewers.iter().zip(&decoded0) {
+        let st = v.stats();
+        assert!(
+            st.video.frames.decoded > before + 30,
+            "every viewer decodes: {:?}",
+            st.video.frames
+        );
+        assert_eq!(st.video.payload_mismatches, 0, "payloads arrive intact");
+        assert!(st.audio.packets > 0, "audio too");
+    }
+    // A counts its publisher and the two pulls, not the five viewers.
+    let a_size = eventually(Duration::from_secs(6), || async {
+        cluster_view(&nodes[0]).await.is_some_and(|v| {
+            v["nodes"].as_array().is_some_and(|n| {
+                n.iter()
+                    .any(|n| n["id"] == "node-a" && n["room_sizes"][ROOM].as_u64() == Some(3))
+            })
+        })
+    })
+    .await;
+    assert!(a_size, "A hosts 3: {:?}", cluster_view(&nodes[0]).await);
+
+    // A late viewer on B decodes at once (the pull asks A for a keyframe, or B's cache has one).
+    let asked = Instant::now();
+    let late = Viewer::connect(&nodes[1].url("whep"), options())
+        .await
+        .expect("late viewer on B");
+    let decoded = eventually(Duration::from_secs(3), || async {
+        late.stats().video.frames.decoded > 0
+    })
+    .await;
+    println!(
+        "late viewer on node-b: first decoded frame after {} ms",
+        late.stats()
+            .video
+            .frames
+            .decode_times
+            .first()
+            .map_or(0, |t| (*t - asked).as_millis())
+    );
+    assert!(decoded, "the late viewer decodes: {:?}", late.stats().video);
+
+    // C's viewers leave: C ends its pull; B keeps its own.
+    let mut keep = Vec::new();
+    for v in viewers {
+        if v.session_url()
+            .is_some_and(|u| u.starts_with(&nodes[2].base))
+        {
+            v.close().await.expect("DELETE the session on C");
+        } else {
+            keep.push(v);
+        }
+    }
+    let ended = eventually(Duration::from_secs(10), || async {
+        pulls(&nodes[2]).await.is_empty()
+    })
+    .await;
+    assert!(ended, "C's pull ended: {:?}", pulls(&nodes[2]).await);
+    assert_eq!(pulls(&nodes[1]).await.len(), 1, "B still pulls");
+    drop(keep);
+    drop(late);
 }

@@ -121,6 +121,12 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// In a cluster, a room's node serves this many of the room's participants itself;
+    /// further WHEP viewers are served by other nodes, each of which pulls the room from its
+    /// node once and fans it out (0: every viewer goes to the room's node).
+    #[arg(long, env = "HUDDLE_CASCADE_AFTER", default_value_t = 0)]
+    pub cascade_after: usize,
+
     #[command(flatten)]
     pub limits: Limits,
 }
@@ -289,6 +295,7 @@ impl Config {
             cors_origins: Vec::new(),
             redis: None,
             node_id: None,
+            cascade_after: 0,
             public_url: None,
             limits: Limits::default(),
         }

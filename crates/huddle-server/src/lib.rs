@@ -220,6 +220,7 @@ impl Server {
                         .unwrap_or_else(cluster::random_node_id),
                     public_url: public_url.clone(),
                     media: sockets_advertised.clone(),
+                    cascade_after: config.cascade_after,
                 };
                 let (c, task) = cluster::Cluster::join(membership, media.clone())?;
                 (c, Some(task))

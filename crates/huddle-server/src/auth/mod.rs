@@ -71,6 +71,23 @@ impl Access {
         self.signer.as_ref()?.issue(claims).ok()
     }
 
+    /// The credential a node presents to another to pull `room` (a cluster shares its
+    /// secret or static token): a day-long viewer token for the room, or the static token.
+    pub fn node_credential(&self, node: &str, room: &str) -> Option<String> {
+        match &self.signer {
+            Some(signer) => {
+                let claims = Claims::new(
+                    &format!("node:{node}"),
+                    room,
+                    vec![Grant::Subscribe],
+                    std::time::Duration::from_secs(24 * 3600),
+                );
+                signer.issue(&claims).ok()
+            }
+            None => self.static_token.clone(),
+        }
+    }
+
     /// Who `presented` is, or why it is refused (401).
     pub fn identify(&self, presented: Option<&str>) -> Result<Identity, ApiError> {
         if self.open {

@@ -5,12 +5,15 @@
 //! - [`placement`]: which node hosts a room, placed once on the least-loaded live node and
 //!   kept alive by the owner's heartbeat; a dead owner's rooms expire and are placed anew.
 //! - [`proxy`]: a room WebSocket for a room hosted elsewhere, relayed to the owner.
+//! - [`cascade`]: where a WHEP viewer goes past `--cascade-after`: another node, which
+//!   pulls the room from its node once.
 //!
 //! The HTTP layer asks [`Cluster::route`] where a room lives: [`Route::Local`], or the owner's
 //! URL to redirect (WHIP/WHEP, 307) or relay (WebSocket) to. Without `--redis` every room is
 //! local. Redis being unreachable is never fatal: the node logs it and serves every room
 //! locally until Redis answers again.
 
+pub mod cascade;
 pub mod placement;
 pub mod proxy;
 pub mod registry;
@@ -41,8 +44,13 @@ const ATTEMPTS: usize = 3;
 pub enum Route {
     /// This node hosts it (or there is no cluster, or Redis cannot be reached).
     Local,
-    /// Node `node` hosts it; `url` is its public HTTP base URL.
-    Remote { node: String, url: String },
+    /// Node `node` hosts it; `url` is its public HTTP base URL; `size` its participants
+    /// in the room, as of its last heartbeat.
+    Remote {
+        node: String,
+        url: String,
+        size: usize,
+    },
 }
 
 /// What a node needs to join a cluster.
@@ -52,6 +60,8 @@ pub struct Membership {
     pub node_id: String,
     pub public_url: String,
     pub media: Vec<SocketAddr>,
+    /// `--cascade-after` (0: off).
+    pub cascade_after: usize,
 }
 
 /// The cluster as the HTTP layer sees it: cheap to clone; without `--redis`, always local.
@@ -68,6 +78,7 @@ struct Inner {
     me: Mutex<NodeRecord>,
     /// Rooms placed on this node, and when each last had participants here (or was placed).
     owned: Mutex<HashMap<String, Instant>>,
+    cascade_after: usize,
 }
 
 /// Checks the cluster options: a Redis URL that parses, a public URL without a path, a
@@ -135,6 +146,7 @@ impl Cluster {
             media,
             me: Mutex::new(me),
             owned: Mutex::new(HashMap::new()),
+            cascade_after: membership.cascade_after,
         });
         tracing::info!(node = %inner.id, url = %inner.me().url, "cluster: joining through Redis");
         let task = tokio::spawn(heartbeat(inner.clone()));
@@ -183,6 +195,7 @@ impl Cluster {
             return serde_json::json!({ "enabled": false, "nodes": [], "rooms": {} });
         };
         let me = inner.me();
+        let pulls = inner.media.pulls().await;
         let listed = match inner.conn.get().cloned() {
             None => Err("not connected".to_owned()),
             Some(mut conn) => tokio::time::timeout(REDIS_WAIT, async {
@@ -201,12 +214,12 @@ impl Cluster {
                     rooms.into_iter().map(|(r, n)| (r, n.into())).collect();
                 serde_json::json!({
                     "enabled": true, "node": me.id, "redis": "connected",
-                    "nodes": nodes, "rooms": rooms,
+                    "nodes": nodes, "rooms": rooms, "pulls": pulls,
                 })
             }
             Err(e) => serde_json::json!({
                 "enabled": true, "node": me.id, "redis": e,
-                "nodes": [me], "rooms": {},
+                "nodes": [me], "rooms": {}, "pulls": pulls,
             }),
         }
     }
@@ -251,9 +264,11 @@ impl Inner {
                 }
                 Some(owner) => match registry::node(conn, &owner).await? {
                     Some(node) => {
+                        let size = node.room_sizes.get(room).copied().unwrap_or(0);
                         return Ok(Route::Remote {
                             node: owner,
                             url: node.url,
+                            size,
                         });
                     }
                     None => {
@@ -276,6 +291,7 @@ impl Inner {
                         return Ok(Route::Remote {
                             node: chosen.id,
                             url: chosen.url,
+                            size: 0,
                         });
                     }
                     // Another node placed it meanwhile: read its choice.
@@ -312,6 +328,12 @@ impl Inner {
     fn sample(&self, cpu: &mut CpuMeter, last: &mut Option<(Instant, u64)>) {
         let now = Instant::now();
         let stats = self.media.report().stats;
+        let sizes = self
+            .media
+            .rooms()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
         let pps = match last.replace((now, stats.packets_forwarded)) {
             Some((at, before)) => {
                 let secs = now.duration_since(at).as_secs_f64();
@@ -326,6 +348,7 @@ impl Inner {
         let cpu = cpu.sample(now);
         let mut me = self.me.lock().unwrap_or_else(|e| e.into_inner());
         me.participants = stats.participants;
+        me.room_sizes = sizes;
         me.rooms = stats.rooms;
         me.forwarded_pps = (pps * 10.0).round() / 10.0;
         me.cpu_percent = cpu.map(|c| (c * 10.0).round() / 10.0);
@@ -337,11 +360,19 @@ impl Inner {
     async fn beat(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
         registry::write(conn, &self.me()).await?;
         let now = Instant::now();
+        // A room pulled from its node is open here but placed there.
+        let pulled: Vec<String> = self
+            .media
+            .pulls()
+            .await
+            .into_iter()
+            .map(|p| p.room)
+            .collect();
         let local: Vec<String> = self
             .media
             .rooms()
             .into_iter()
-            .filter(|(_, n)| *n > 0)
+            .filter(|(r, n)| *n > 0 && !pulled.contains(r))
             .map(|(r, _)| r)
             .collect();
         let (keep, stale) = {

@@ -36,6 +36,10 @@ pub struct NodeRecord {
     pub forwarded_pps: f64,
     /// The process's CPU use over the last heartbeat, in percent of one core (Linux only).
     pub cpu_percent: Option<f64>,
+    /// Participants per room open on the node (a room's node spills viewers past
+    /// `--cascade-after`).
+    #[serde(default)]
+    pub room_sizes: std::collections::BTreeMap<String, usize>,
 }
 
 impl NodeRecord {

@@ -13,7 +13,9 @@ use huddle_core::IceRestart;
 use super::{ACCEPT_PATCH, ACCEPT_POST, AppState, Client, SDP, SDPFRAG};
 use crate::auth::{Grant, bearer};
 use crate::cluster::Route;
+use crate::cluster::cascade::{self, Viewing};
 use crate::error::ApiError;
+use crate::media::pull::{Origin, PULL_HEADER};
 use crate::sessions::{Endpoint, Session, etag_for};
 
 /// `Accept-Post` on the WHIP/WHEP endpoints and `Accept-Patch` on sessions, on every response
@@ -140,20 +142,49 @@ async fn create(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::EmptyOffer);
     }
-    if let Route::Remote { node, url } = state.cluster.route(&room).await {
-        // The client re-POSTs the offer there; the session then lives on that node.
-        let location = format!("{url}{}", uri.path_and_query().map_or("", |p| p.as_str()));
-        tracing::info!(%room, %node, "{} redirected to the room's node", endpoint.path());
-        return Ok((
-            StatusCode::TEMPORARY_REDIRECT,
-            [(header::LOCATION, location)],
-        )
-            .into_response());
-    }
+    let path_and_query = uri.path_and_query().map_or("", |p| p.as_str());
+    let viewing = match endpoint {
+        Endpoint::Whip => match state.cluster.route(&room).await {
+            Route::Remote { node, url, .. } => Viewing::Redirect {
+                location: format!("{url}{path_and_query}"),
+                node,
+            },
+            Route::Local => Viewing::Local,
+        },
+        Endpoint::Whep => {
+            let pull = headers.contains_key(PULL_HEADER);
+            let spilled = uri
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == cascade::SPILLED));
+            state
+                .cluster
+                .viewing(&room, path_and_query, pull, spilled)
+                .await
+        }
+    };
     let offer = String::from_utf8(body.to_vec()).map_err(|_| ApiError::NotUtf8)?;
-    let answer = match endpoint {
-        Endpoint::Whip => state.media.publish(room.clone(), offer).await,
-        Endpoint::Whep => state.media.view(room.clone(), offer).await,
+    let answer = match (viewing, endpoint) {
+        (Viewing::Redirect { node, location }, _) => {
+            // The client re-POSTs the offer there; the session then lives on that node.
+            tracing::info!(%room, %node, "{} redirected to {location}", endpoint.path());
+            return Ok((
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response());
+        }
+        (Viewing::Pull { node, url }, _) => {
+            let me = state.cluster.node_id().unwrap_or_default().to_owned();
+            let origin = Origin {
+                whep: format!("{url}/whep/{room}"),
+                token: state.access.node_credential(&me, &room),
+                node: me,
+            };
+            tracing::info!(%room, %node, "WHEP viewer served here from the room's node");
+            state.media.view_pulled(room.clone(), offer, &origin).await
+        }
+        (Viewing::Local, Endpoint::Whip) => state.media.publish(room.clone(), offer).await,
+        (Viewing::Local, Endpoint::Whep) => state.media.view(room.clone(), offer).await,
     }
     .map_err(|_| ApiError::Unavailable)??;
     let etag = etag_for(&answer.ice_ufrag);

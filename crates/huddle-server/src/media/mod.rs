@@ -13,6 +13,7 @@ pub mod board;
 mod destination;
 mod events;
 pub mod placement;
+pub mod pull;
 mod worker;
 
 use std::net::SocketAddr;
@@ -78,6 +79,9 @@ pub struct MediaHandle {
     shared: Shared,
     /// Each worker's core configuration (its advertised addresses), for accepting offers.
     configs: Arc<[SfuConfig]>,
+    /// Each worker's socket address, as bound.
+    binds: Arc<[SocketAddr]>,
+    pulls: Arc<pull::Pulls>,
 }
 
 /// The media workers stopped: the server is shutting down (or failed).
@@ -138,6 +142,7 @@ pub fn spawn(
     };
     let (exits, exited) = mpsc::unbounded_channel();
     let mut configs = Vec::with_capacity(n);
+    let mut binds = Vec::with_capacity(n);
     for (index, ((socket, advertised), commands)) in
         config.sockets.into_iter().zip(receivers).enumerate()
     {
@@ -148,6 +153,7 @@ pub fn spawn(
             ..SfuConfig::new(advertised.clone())
         };
         configs.push(core.clone());
+        binds.push(socket.local_addr()?);
         let worker = Worker {
             index,
             sfu: Sfu::new(core),
@@ -170,6 +176,8 @@ pub fn spawn(
         MediaHandle {
             shared,
             configs: configs.into(),
+            binds: binds.into(),
+            pulls: Arc::default(),
         },
         exited,
     ))
@@ -251,6 +259,38 @@ impl MediaHandle {
     ) -> Result<Result<Answer, CoreError>, Stopped> {
         self.join_as(room, Role::Member, Some(label), offer, grants)
             .await
+    }
+
+    /// A WHEP viewer of a room hosted on another node, served here: the room is pulled from
+    /// its node once (the first such viewer starts the pull) and fanned out here.
+    pub async fn view_pulled(
+        &self,
+        room: String,
+        offer: String,
+        origin: &pull::Origin,
+    ) -> Result<Result<Answer, CoreError>, Stopped> {
+        if !huddle_core::room::valid_room_name(&room) {
+            return Ok(Err(CoreError::InvalidRoomName));
+        }
+        let (Some(bind), Some(advertised)) = (
+            self.binds.first(),
+            self.configs.first().and_then(|c| c.candidates.first()),
+        ) else {
+            return Err(Stopped);
+        };
+        if let Err(e) = self
+            .pulls
+            .ensure(&self.shared, *bind, *advertised, &room, origin)
+            .await
+        {
+            return Ok(Err(e));
+        }
+        self.join(room, Role::Viewer, None, offer).await
+    }
+
+    /// The rooms this node pulls from others.
+    pub async fn pulls(&self) -> Vec<pull::PullReport> {
+        self.pulls.report().await
     }
 
     /// Places a join, accepts its offer here (off the media loops), and admits it on its

@@ -103,19 +103,34 @@ impl Placement {
         Ok(self.place_within(room, role))
     }
 
-    fn place_within(&mut self, room: &str, role: Role) -> Decision {
-        let workers = self.workers;
+    /// The worker that hosts `room` here (placed now if new), and a new link to feed it
+    /// from another node.
+    pub fn home_for_pull(&mut self, room: &str) -> (usize, RelayLink) {
+        self.open(room);
+        let home = self.rooms.get(room).map_or(0, |r| r.home);
+        let id = RelayLink(self.next_link);
+        self.next_link += 1;
+        (home, id)
+    }
+
+    /// Opens `room` on the least-loaded worker, unless it is open.
+    fn open(&mut self, room: &str) {
         if !self.rooms.contains_key(room) {
-            let home = (0..workers).min_by_key(|w| self.load(*w)).unwrap_or(0);
+            let home = (0..self.workers).min_by_key(|w| self.load(*w)).unwrap_or(0);
             self.rooms.insert(
                 room.to_owned(),
                 RoomPlace {
                     home,
-                    here: vec![0; workers],
+                    here: vec![0; self.workers],
                     links: HashMap::new(),
                 },
             );
         }
+    }
+
+    fn place_within(&mut self, room: &str, role: Role) -> Decision {
+        let workers = self.workers;
+        self.open(room);
         let loads: Vec<usize> = (0..workers).map(|w| self.load(w)).collect();
         let spread_after = self.spread_after;
         let Some(r) = self.rooms.get_mut(room) else {

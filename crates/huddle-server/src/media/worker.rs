@@ -86,7 +86,14 @@ pub(crate) enum Command {
         link: RelayLink,
         origin: usize,
     },
-    /// Relay messages from another worker, in order.
+    /// Edge: `room` is fed over `link` by a pull from another node; what flows back
+    /// (keyframe requests, "nobody watches") goes to `pull`.
+    PullFrom {
+        room: String,
+        link: RelayLink,
+        pull: mpsc::Sender<Relay>,
+    },
+    /// Relay messages from another worker (or a pull), in order.
     Relay(Vec<(RelayLink, Relay)>),
     CloseRelay(RelayLink),
     /// Close every session politely; reply once the goodbyes are sent.
@@ -97,8 +104,16 @@ pub(crate) enum Command {
 /// The other end of a link this worker is on, and the room it serves.
 #[derive(Debug)]
 struct LinkEnd {
-    worker: usize,
+    peer: Peer,
     room: String,
+}
+
+/// Who is at the other end of a link.
+#[derive(Debug)]
+enum Peer {
+    Worker(usize),
+    /// A pull from another node, on its own task.
+    Pull(mpsc::Sender<Relay>),
 }
 
 pub(crate) struct Worker {
@@ -293,7 +308,7 @@ fn command(
             links.insert(
                 link,
                 LinkEnd {
-                    worker: edge,
+                    peer: Peer::Worker(edge),
                     room: room.clone(),
                 },
             );
@@ -303,6 +318,19 @@ fn command(
         }
         Command::RelayFrom { room, link, origin } => {
             feed_from(sfu, shared, me, links, &room, link, origin);
+        }
+        Command::PullFrom { room, link, pull } => {
+            if let Err(e) = sfu.relay_from(&room, link) {
+                warn!(%link, "cannot be fed {room}: {e}");
+                return;
+            }
+            links.insert(
+                link,
+                LinkEnd {
+                    peer: Peer::Pull(pull),
+                    room,
+                },
+            );
         }
         Command::Relay(batch) => {
             for (link, msg) in batch {
@@ -333,7 +361,7 @@ fn feed_from(
         links.insert(
             link,
             LinkEnd {
-                worker: origin,
+                peer: Peer::Worker(origin),
                 room: room.to_owned(),
             },
         );
@@ -378,8 +406,19 @@ fn route_relays(
         let Some(end) = links.get(&link) else {
             continue;
         };
-        if let Some(batch) = batches.get_mut(end.worker) {
-            batch.push((link, msg));
+        match &end.peer {
+            Peer::Worker(w) => {
+                if let Some(batch) = batches.get_mut(*w) {
+                    batch.push((link, msg));
+                }
+            }
+            // Keyframe requests for the other node; a full queue loses one (the next
+            // request asks again).
+            Peer::Pull(pull) => {
+                if pull.try_send(msg).is_err() {
+                    report.relay_dropped += 1;
+                }
+            }
         }
     }
     for (worker, batch) in batches.iter_mut().enumerate() {
@@ -407,7 +446,17 @@ fn edge_emptied(
     let Some(end) = links.get(&link) else {
         return;
     };
-    let (origin, room) = (end.worker, end.room.clone());
+    let origin = match &end.peer {
+        Peer::Worker(w) => *w,
+        Peer::Pull(pull) => {
+            // Nobody here watches the pulled room any more: the pull ends its session.
+            let _ = pull.try_send(Relay::Unsubscribed);
+            links.remove(&link);
+            sfu.close_relay(Instant::now(), link);
+            return;
+        }
+    };
+    let room = end.room.clone();
     if shared.placement().edge_emptied(&room, link) {
         links.remove(&link);
         shared.send(origin, Command::CloseRelay(link));

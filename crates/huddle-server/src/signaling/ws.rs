@@ -56,7 +56,7 @@ pub async fn upgrade(
         identity.name.as_deref(),
         std::time::Instant::now(),
     )?;
-    if let crate::cluster::Route::Remote { node, url } = state.cluster.route(&room).await {
+    if let crate::cluster::Route::Remote { node, url, .. } = state.cluster.route(&room).await {
         let path = uri.path_and_query().map_or("", |p| p.as_str());
         let upstream = crate::cluster::proxy::connect(
             &url,
