@@ -104,7 +104,12 @@ impl Node {
         let udp = SocketAddr::from(([127, 0, 0, 1], free_udp()));
         let child = Command::new(huddle_bin())
             .args(["--http", &http.to_string(), "--udp", &udp.to_string()])
-            .args(["--workers", "1", "--token", TOKEN])
+            .args(["--token", TOKEN])
+            .args(if extra.contains(&"--workers") {
+                &[][..]
+            } else {
+                &["--workers", "1"][..]
+            })
             .args(["--redis", redis, "--node-id", id])
             .args(extra)
             .env_remove("HUDDLE_CONFIG")
@@ -465,17 +470,26 @@ async fn pulls(node: &Node) -> Vec<(String, String, u64)> {
 
 /// With `--cascade-after 1`, a broadcast published on A is served by B and C to their own
 /// viewers: each pulls it from A once (one WHEP session per node pair, whatever the number
-/// of viewers), every viewer decodes it, a late viewer starts at once, and a node whose
-/// viewers left ends its pull.
+/// of viewers; on B, spread over two workers), every viewer decodes it, a late viewer starts
+/// at once, and a node whose viewers left ends its pull.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_cascades_once_per_node_pair() {
     huddle_tests::init_logging();
     huddle_client::ensure_crypto_provider();
     let (_redis_process, redis_url) = start_redis();
     let cascade = ["--cascade-after", "1"];
+    // B spreads its viewers over two workers: the pulled feed is relayed on between them.
+    let spread = [
+        "--cascade-after",
+        "1",
+        "--workers",
+        "2",
+        "--spread-after",
+        "1",
+    ];
     let nodes = [
         Node::start_with("node-a", &redis_url, &cascade),
-        Node::start_with("node-b", &redis_url, &cascade),
+        Node::start_with("node-b", &redis_url, &spread),
         Node::start_with("node-c", &redis_url, &cascade),
     ];
     let mut redis = connect_redis(&redis_url).await;
