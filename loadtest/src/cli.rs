@@ -127,6 +127,13 @@ pub enum Cmd {
         #[arg(long, value_parser = parse_rate)]
         join_rate: Option<f64>,
     },
+    /// One publisher on node A of a three-node cluster (a `redis-server` started here,
+    /// `--cascade-after 1`), N viewers on nodes B and C, which pull the room once each; then
+    /// the same on one node. Reports each node's CPU and the relay's cost per forwarded packet.
+    Cascade {
+        #[arg(long, default_value_t = 20)]
+        viewers: usize,
+    },
     /// Add viewers step by step until loss > --max-loss, the server saturates one core, or
     /// the harness cannot keep up; report the knee.
     Ramp {
@@ -323,6 +330,17 @@ pub async fn execute(cli: Cli) -> Result<(), String> {
                 if let Some(p) = &c.json {
                     write_json(p, &cmp)?;
                 }
+            }
+        }
+        Cmd::Cascade { viewers } => {
+            let bin = match &c.huddle_bin {
+                Some(b) => b.clone(),
+                None => default_huddle_bin().ok_or("no huddle binary; pass --huddle-bin")?,
+            };
+            let r = crate::scenario::cascade::run(&bin, *viewers, &opts, c.harness_threads).await?;
+            r.print();
+            if let Some(p) = &c.json {
+                write_json(p, &r)?;
             }
         }
         Cmd::Ramp {

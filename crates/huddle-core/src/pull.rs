@@ -81,7 +81,14 @@ impl Pull {
         let (offer, pending) = change
             .apply()
             .ok_or_else(|| CoreError::OfferRejected("nothing to offer".into()))?;
-        let sdp = offer.to_sdp_string();
+        // No transport-wide congestion control: the other node then neither estimates nor
+        // paces this session and sends the full layer (a link between nodes is not a
+        // viewer's last mile; the viewers here get their own estimates).
+        let sdp: String = offer
+            .to_sdp_string()
+            .split_inclusive('\n')
+            .filter(|l| !l.contains("transport-cc") && !l.contains("transport-wide-cc"))
+            .collect();
         let pull = Pull {
             rtc,
             local,

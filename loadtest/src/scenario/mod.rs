@@ -2,6 +2,7 @@
 //! measurement window that turns two snapshots into figures.
 
 pub mod broadcast;
+pub mod cascade;
 pub mod meeting;
 pub mod ramp;
 
