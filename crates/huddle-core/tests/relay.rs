@@ -141,3 +141,51 @@ fn the_link_closes_when_the_last_edge_viewer_leaves() {
     );
     assert!(net.sfu.participant(net.peers[p].id.unwrap()).is_some());
 }
+
+/// The edge's feed over a session to the origin (how a node pulls a room from another): the
+/// origin sees one viewer, the edge's viewers all get the feed from its first keyframe with
+/// contiguous numbering, and the session carries each published packet once.
+#[test]
+fn a_pulled_room_reaches_every_edge_viewer_over_one_session() {
+    let mut net = Net::new();
+    net.add_edge();
+    let p = net.publisher("pub", "room");
+    net.pull_to_edge("room", LINK);
+    let viewers: Vec<usize> = (0..3)
+        .map(|_| net.edge_viewer("edge-viewer", "room"))
+        .collect();
+    net.run(Duration::from_secs(4));
+
+    let (pull, _) = net.pull.as_ref().unwrap();
+    assert!(pull.is_connected(), "the pull connected");
+    assert_eq!(pull.ended(), None);
+    for &v in &viewers {
+        let peer = &net.peers[v];
+        assert!(peer.connected, "edge viewer connected");
+        let video: Vec<u64> = peer.received(MediaKind::Video).map(|g| g.seq).collect();
+        assert!(
+            video.len() > 300,
+            "edge viewer got {} video packets",
+            video.len()
+        );
+        assert!(contiguous(&video), "contiguous numbering");
+        assert!(huddle_core::keyframe::is_keyframe_start(
+            huddle_core::Codec::Vp8,
+            &peer.received(MediaKind::Video).next().unwrap().payload
+        ));
+        assert!(peer.received(MediaKind::Audio).count() > 150);
+    }
+    let origin = net.sfu.stats();
+    assert_eq!(
+        origin.subscriptions, 2,
+        "the pull is one viewer (audio and video) at the origin"
+    );
+    let sent = net.peers[p].sent_video.len() as u64;
+    let pulled = net.pull.as_ref().unwrap().0.packets();
+    assert!(
+        pulled >= sent,
+        "the pull carried {pulled} packets for {sent} video packets sent"
+    );
+    let edge = net.edge_sfu().stats();
+    assert!(edge.packets_forwarded >= edge.packets_received * 3 * 95 / 100);
+}

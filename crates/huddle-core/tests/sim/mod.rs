@@ -201,6 +201,8 @@ pub struct Edge {
 }
 
 pub const EDGE_ADDR: &str = "127.0.0.1:4001";
+/// Where a pull (the edge's session to the first `Sfu`, as from another node) receives.
+pub const PULL_ADDR: &str = "127.0.0.1:4002";
 
 pub struct Net {
     pub now: Instant,
@@ -208,6 +210,9 @@ pub struct Net {
     pub sfu: Sfu,
     pub sfu_addr: SocketAddr,
     pub edge: Option<Edge>,
+    /// The edge's feed when it comes over a session to the first `Sfu` (a node's pull)
+    /// rather than as relay messages from it.
+    pub pull: Option<(huddle_core::Pull, huddle_core::RelayLink)>,
     /// Relay messages carried each way: (origin → edge, edge → origin).
     pub relayed: (u64, u64),
     pub peers: Vec<Peer>,
@@ -239,6 +244,7 @@ impl Net {
             })),
             sfu_addr,
             edge: None,
+            pull: None,
             relayed: (0, 0),
             peers: Vec::new(),
             events: Vec::new(),
@@ -443,6 +449,17 @@ impl Net {
         self.drain_sfu();
     }
 
+    /// Feeds the edge's `room` over `link` from a pull: a viewer session to the first `Sfu`.
+    pub fn pull_to_edge(&mut self, room: &str, link: huddle_core::RelayLink) {
+        let now = self.now;
+        let (mut pull, offer) = huddle_core::Pull::offer(now, PULL_ADDR.parse().unwrap()).unwrap();
+        let answer = self.sfu.view(now, room, &offer).unwrap();
+        pull.accept_answer(now, &answer.sdp).unwrap();
+        self.edge_sfu().relay_from(room, link).unwrap();
+        self.pull = Some((pull, link));
+        self.drain_sfu();
+    }
+
     pub fn edge_sfu(&mut self) -> &mut Sfu {
         &mut self.edge.as_mut().expect("add_edge first").sfu
     }
@@ -536,10 +553,34 @@ impl Net {
                     self.relayed.0 += 1;
                     moved = true;
                 }
+                if let Some((pull, link)) = &mut self.pull {
+                    while let Some(msg) = pull.poll_relay() {
+                        edge.sfu.relay_in(self.now, *link, msg);
+                        self.relayed.0 += 1;
+                        moved = true;
+                    }
+                    while let Some(t) = pull.poll_transmit() {
+                        self.wire.push_back((
+                            self.now + LATENCY,
+                            t.source,
+                            t.destination,
+                            t.contents,
+                        ));
+                    }
+                }
                 while let Some((link, msg)) = edge.sfu.poll_relay() {
-                    self.sfu.relay_in(self.now, link, msg);
                     self.relayed.1 += 1;
                     moved = true;
+                    match &mut self.pull {
+                        Some((pull, l)) if *l == link => match msg {
+                            huddle_core::Relay::KeyframeRequest { kind, .. } => {
+                                pull.request_keyframe(self.now, kind)
+                            }
+                            huddle_core::Relay::Unsubscribed => pull.close(),
+                            _ => {}
+                        },
+                        _ => self.sfu.relay_in(self.now, link, msg),
+                    }
                 }
                 while let Some(t) = edge.sfu.poll_transmit() {
                     self.wire
@@ -706,6 +747,9 @@ impl Net {
             if let Some(t) = self.edge.as_ref().and_then(|e| e.sfu.poll_timeout()) {
                 next = next.min(t);
             }
+            if let Some((pull, _)) = &self.pull {
+                next = next.min(pull.poll_timeout());
+            }
             for p in &self.peers {
                 if !p.unplugged {
                     next = next.min(p.deadline);
@@ -721,12 +765,20 @@ impl Net {
             let mut to_sfu = Vec::new();
             let mut to_edge = Vec::new();
             let edge_addr = self.edge.as_ref().map(|e| e.addr);
+            let pull_addr: SocketAddr = PULL_ADDR.parse().unwrap();
             while self.wire.front().is_some_and(|(t, ..)| *t <= self.now) {
                 let (_, from, to, bytes) = self.wire.pop_front().unwrap();
                 if to == self.sfu_addr {
                     to_sfu.push((from, to, bytes));
                 } else if Some(to) == edge_addr {
                     to_edge.push((from, to, bytes));
+                } else if let Some((pull, _)) = self.pull.as_mut().filter(|_| to == pull_addr) {
+                    let datagram = Datagram {
+                        source: from,
+                        destination: to,
+                        contents: &bytes,
+                    };
+                    pull.handle_datagram(self.now, datagram);
                 } else if let Some(i) = self.peers.iter().position(|p| p.addr == to && !p.unplugged)
                 {
                     let input = Input::Receive(
@@ -760,6 +812,11 @@ impl Net {
                 if edge.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
                     edge.sfu.handle_timeout(self.now);
                 }
+            }
+            if let Some((pull, _)) = &mut self.pull
+                && pull.poll_timeout() <= self.now
+            {
+                pull.handle_timeout(self.now);
             }
             self.drain_sfu();
             if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
