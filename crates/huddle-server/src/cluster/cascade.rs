@@ -42,7 +42,7 @@ impl Cluster {
                 node,
             },
             Route::Remote { node, url, size } => {
-                let pulling = inner.media.pulls().await.iter().any(|p| p.room == room);
+                let pulling = inner.media.pulls().iter().any(|p| p.room == room);
                 if spilled || pulling || size >= after {
                     Viewing::Pull { node, url }
                 } else {

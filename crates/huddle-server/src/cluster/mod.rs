@@ -195,7 +195,7 @@ impl Cluster {
             return serde_json::json!({ "enabled": false, "nodes": [], "rooms": {} });
         };
         let me = inner.me();
-        let pulls = inner.media.pulls().await;
+        let pulls = inner.media.pulls();
         let listed = match inner.conn.get().cloned() {
             None => Err("not connected".to_owned()),
             Some(mut conn) => tokio::time::timeout(REDIS_WAIT, async {
@@ -361,13 +361,7 @@ impl Inner {
         registry::write(conn, &self.me()).await?;
         let now = Instant::now();
         // A room pulled from its node is open here but placed there.
-        let pulled: Vec<String> = self
-            .media
-            .pulls()
-            .await
-            .into_iter()
-            .map(|p| p.room)
-            .collect();
+        let pulled: Vec<String> = self.media.pulls().into_iter().map(|p| p.room).collect();
         let local: Vec<String> = self
             .media
             .rooms()

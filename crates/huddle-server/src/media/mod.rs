@@ -289,8 +289,8 @@ impl MediaHandle {
     }
 
     /// The rooms this node pulls from others.
-    pub async fn pulls(&self) -> Vec<pull::PullReport> {
-        self.pulls.report().await
+    pub fn pulls(&self) -> Vec<pull::PullReport> {
+        self.pulls.report()
     }
 
     /// Places a join, accepts its offer here (off the media loops), and admits it on its

@@ -36,7 +36,12 @@ pub struct Origin {
 
 /// The pulls of this node, by room.
 #[derive(Debug, Default)]
-pub(crate) struct Pulls(tokio::sync::Mutex<HashMap<String, Active>>);
+pub(crate) struct Pulls {
+    active: std::sync::Mutex<HashMap<String, Active>>,
+    /// Held while a pull is being set up (one at a time: two viewers arriving together
+    /// start one pull), never by readers of `active`.
+    starting: tokio::sync::Mutex<()>,
+}
 
 #[derive(Debug)]
 struct Active {
@@ -66,8 +71,8 @@ impl Pulls {
         room: &str,
         origin: &Origin,
     ) -> Result<(), CoreError> {
-        let mut pulls = self.0.lock().await;
-        if pulls.get(room).is_some_and(|a| !a.tx.is_closed()) {
+        let _starting = self.starting.lock().await;
+        if self.active().get(room).is_some_and(|a| !a.tx.is_closed()) {
             return Ok(());
         }
         let socket = std::net::UdpSocket::bind(SocketAddr::new(bind.ip(), 0))
@@ -109,7 +114,7 @@ impl Pulls {
             task.run().await;
             delete(&origin_for_delete, &session).await;
         });
-        pulls.insert(
+        self.active().insert(
             room.to_owned(),
             Active {
                 tx,
@@ -120,8 +125,13 @@ impl Pulls {
         Ok(())
     }
 
-    pub(crate) async fn report(&self) -> Vec<PullReport> {
-        let mut pulls = self.0.lock().await;
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
+        // Plain bookkeeping: consistent after every statement, whatever panicked while held.
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn report(&self) -> Vec<PullReport> {
+        let mut pulls = self.active();
         pulls.retain(|_, a| !a.tx.is_closed());
         let mut list: Vec<PullReport> = pulls
             .iter()
