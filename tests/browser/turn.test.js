@@ -237,6 +237,18 @@ test('relay-only Chromium peers reach huddle through coturn (TURN/UDP publisher,
   assert.ok(seen.viewer.framesDecoded > 30 && seen.viewer.frameWidth > 0,
     `the viewer decodes the publisher's video through coturn: ${why()}`);
   console.log(`viewer decoded ${seen.viewer.framesDecoded} frames (${seen.viewer.frameWidth} px wide) through coturn`);
+  // The server's diagnosis of each session names the relay pair.
+  for (const page of [publisher, viewer]) {
+    const session = await page.evaluate(() => window.session);
+    const id = session.split('/').pop();
+    const r = await fetch(`${origin}/sessions/${id}/diagnosis`);
+    assert.equal(r.status, 200, `diagnosis of ${session}`);
+    const d = await r.json();
+    console.log(`diagnosis of ${session}: state ${d.state}, pair ${JSON.stringify(d.pair)}`);
+    assert.equal(d.state, 'connected', JSON.stringify(d));
+    assert.ok(d.pair && d.pair.relay === true && d.pair.remote_type === 'relay',
+      `the diagnosis says media goes through the relay: ${JSON.stringify(d)}`);
+  }
   const allocations = coturn.logs.filter((l) => /ALLOCATE processed, success/i.test(l)).length;
   console.log(`coturn: ${allocations} successful allocations logged`);
 
