@@ -235,3 +235,79 @@ async fn a_connection_that_comes_up_and_one_whose_media_never_arrives() {
     let _ = publisher.close().await;
     server.shutdown().await;
 }
+
+/// Reads the room socket until a message of `kind` arrives (others skipped), at most 5 s.
+async fn next_of<S>(ws: &mut S, kind: &str) -> Value
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} message in time"))
+            .expect("socket open")
+            .expect("a message");
+        let Ok(text) = msg.into_text() else { continue };
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+/// A room member asks for its own diagnosis over the socket (what the page does when its
+/// connection fails): before its offer it is told to offer first; after, it gets the
+/// record of its connection so far, in the same shape as `GET /sessions/{id}/diagnosis`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_asks_for_its_diagnosis_over_the_room_socket() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = start_with(Config::ephemeral()).await;
+    let url = format!(
+        "{}/rooms/asking/ws",
+        server.base_url().replacen("http", "ws", 1)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    ws.send(Message::text(r#"{"type":"join","name":"ada"}"#))
+        .await
+        .unwrap();
+    next_of(&mut ws, "welcome").await;
+    ws.send(Message::text(r#"{"type":"diagnosis"}"#))
+        .await
+        .unwrap();
+    let early = next_of(&mut ws, "error").await;
+    println!("diagnosis before the offer: {early}");
+    assert!(
+        early["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("offer"))
+    );
+
+    // An offer whose only candidate is 127.0.0.1:9: nothing will answer the server's checks.
+    let offer = str0m_offer(str0m::media::Direction::SendOnly);
+    let msg = serde_json::json!({ "type": "offer", "sdp": offer });
+    ws.send(Message::text(msg.to_string())).await.unwrap();
+    next_of(&mut ws, "answer").await;
+    ws.send(Message::text(r#"{"type":"diagnosis"}"#))
+        .await
+        .unwrap();
+    let d = next_of(&mut ws, "diagnosis").await;
+    println!("diagnosis asked for: {d}");
+    let d = &d["diagnosis"];
+    assert_eq!(d["state"], "connecting", "{d}");
+    assert!(d["pair"].is_null(), "{d}");
+    assert!(
+        d["remote_candidates"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "host")),
+        "the offered candidate is listed: {d}"
+    );
+    server.shutdown().await;
+}
