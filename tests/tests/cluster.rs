@@ -201,6 +201,22 @@ async fn first_video(viewer: &Viewer, from: Instant, within: Duration) -> Durati
         .map_or(from.elapsed(), |at| at - from)
 }
 
+/// A WHEP viewer POSTed to `url` whose session must live under `lives_on`, and the time
+/// from its POST to its first video packet.
+async fn view_at(url: &str, lives_on: &str) -> (Viewer, Duration) {
+    let asked = Instant::now();
+    let viewer = Viewer::connect(url, options()).await.expect("WHEP viewer");
+    assert!(
+        viewer
+            .session_url()
+            .is_some_and(|u| u.starts_with(lives_on)),
+        "the session lives on {lives_on}: {:?}",
+        viewer.session_url()
+    );
+    let took = first_video(&viewer, asked, Duration::from_secs(10)).await;
+    (viewer, took)
+}
+
 /// Connects `make()` until it succeeds or `within` passes (each failure: the node is gone
 /// or the room not placed anew yet).
 async fn retry<T, F, Fut>(within: Duration, what: &str, mut make: F) -> T
@@ -284,18 +300,7 @@ async fn rooms_are_placed_redirected_and_moved_when_their_node_dies() {
     let mut joins = Vec::new();
     let mut viewers = Vec::new();
     for node in &nodes[1..] {
-        let asked = Instant::now();
-        let viewer = Viewer::connect(&node.url("whep"), options())
-            .await
-            .expect("WHEP viewer");
-        assert!(
-            viewer
-                .session_url()
-                .is_some_and(|u| u.starts_with(&nodes[0].base)),
-            "the session lives on A: {:?}",
-            viewer.session_url()
-        );
-        let took = first_video(&viewer, asked, Duration::from_secs(10)).await;
+        let (viewer, took) = view_at(&node.url("whep"), &nodes[0].base).await;
         println!(
             "cross-node join: WHEP POST to {} → first video packet from node-a in {} ms",
             node.id,
@@ -524,19 +529,7 @@ async fn a_broadcast_cascades_once_per_node_pair() {
     // Two viewers on B and two on C: their sessions live there.
     let mut viewers = Vec::new();
     for node in [&nodes[1], &nodes[1], &nodes[2], &nodes[2]] {
-        let asked = Instant::now();
-        let viewer = Viewer::connect(&node.url("whep"), options())
-            .await
-            .expect("WHEP viewer");
-        assert!(
-            viewer
-                .session_url()
-                .is_some_and(|u| u.starts_with(&node.base)),
-            "the session lives on {}: {:?}",
-            node.id,
-            viewer.session_url()
-        );
-        let took = first_video(&viewer, asked, Duration::from_secs(10)).await;
+        let (viewer, took) = view_at(&node.url("whep"), &node.base).await;
         println!(
             "cascaded join: WHEP POST to {} → first video packet in {} ms",
             node.id,

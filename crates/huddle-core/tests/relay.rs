@@ -15,6 +15,28 @@ fn contiguous(seqs: &[u64]) -> bool {
     seqs.windows(2).all(|w| w[1] == w[0] + 1)
 }
 
+/// An edge viewer after 4 s: connected, over 300 video packets numbered without a gap from a
+/// keyframe, and audio.
+fn assert_fed(net: &Net, v: usize) {
+    let peer = &net.peers[v];
+    assert!(peer.connected, "edge viewer connected");
+    let video: Vec<u64> = peer.received(MediaKind::Video).map(|g| g.seq).collect();
+    assert!(
+        video.len() > 300,
+        "edge viewer got {} video packets",
+        video.len()
+    );
+    assert!(
+        contiguous(&video),
+        "edge viewer's video numbering is contiguous"
+    );
+    assert!(huddle_core::keyframe::is_keyframe_start(
+        huddle_core::Codec::Vp8,
+        &peer.received(MediaKind::Video).next().unwrap().payload
+    ));
+    assert!(peer.received(MediaKind::Audio).count() > 150);
+}
+
 #[test]
 fn a_relayed_feed_reaches_every_edge_viewer_and_crosses_once() {
     let mut net = Net::new();
@@ -27,23 +49,7 @@ fn a_relayed_feed_reaches_every_edge_viewer_and_crosses_once() {
     net.run(Duration::from_secs(4));
 
     for &v in &viewers {
-        let peer = &net.peers[v];
-        assert!(peer.connected, "edge viewer connected");
-        let video: Vec<u64> = peer.received(MediaKind::Video).map(|g| g.seq).collect();
-        assert!(
-            video.len() > 300,
-            "edge viewer got {} video packets",
-            video.len()
-        );
-        assert!(
-            contiguous(&video),
-            "edge viewer's video numbering is contiguous"
-        );
-        assert!(huddle_core::keyframe::is_keyframe_start(
-            huddle_core::Codec::Vp8,
-            &peer.received(MediaKind::Video).next().unwrap().payload
-        ));
-        assert!(peer.received(MediaKind::Audio).count() > 150);
+        assert_fed(&net, v);
     }
     let origin = net.sfu.stats();
     let edge = net.edge_sfu().stats();
@@ -160,20 +166,7 @@ fn a_pulled_room_reaches_every_edge_viewer_over_one_session() {
     assert!(pull.is_connected(), "the pull connected");
     assert_eq!(pull.ended(), None);
     for &v in &viewers {
-        let peer = &net.peers[v];
-        assert!(peer.connected, "edge viewer connected");
-        let video: Vec<u64> = peer.received(MediaKind::Video).map(|g| g.seq).collect();
-        assert!(
-            video.len() > 300,
-            "edge viewer got {} video packets",
-            video.len()
-        );
-        assert!(contiguous(&video), "contiguous numbering");
-        assert!(huddle_core::keyframe::is_keyframe_start(
-            huddle_core::Codec::Vp8,
-            &peer.received(MediaKind::Video).next().unwrap().payload
-        ));
-        assert!(peer.received(MediaKind::Audio).count() > 150);
+        assert_fed(&net, v);
     }
     let origin = net.sfu.stats();
     assert_eq!(
