@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use huddle_core::{Datagram, Event, ParticipantId, Sfu, SfuConfig};
+use huddle_core::{Datagram, Event, ParticipantId, Sfu, SfuConfig, Transport};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
@@ -744,6 +744,7 @@ impl Net {
             }
             if !to_sfu.is_empty() {
                 let batch = to_sfu.iter().map(|(from, to, bytes)| Datagram {
+                    transport: Transport::Udp,
                     source: *from,
                     destination: *to,
                     contents: bytes,
@@ -752,6 +753,7 @@ impl Net {
             }
             if let Some(edge) = &mut self.edge {
                 let batch = to_edge.iter().map(|(from, to, bytes)| Datagram {
+                    transport: Transport::Udp,
                     source: *from,
                     destination: *to,
                     contents: bytes,
@@ -825,6 +827,7 @@ impl Net {
     /// Sends raw bytes to the SFU from an arbitrary address.
     pub fn inject(&mut self, from: &str, bytes: &[u8]) {
         let d = Datagram {
+            transport: Transport::Udp,
             source: from.parse().unwrap(),
             destination: self.sfu_addr,
             contents: bytes,
