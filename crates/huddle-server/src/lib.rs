@@ -190,7 +190,7 @@ impl Server {
             ));
         };
         let candidates = sockets.first().map(|s| s.3.clone()).unwrap_or_default();
-        let self_check = selfcheck::report(&udp_addrs, &candidate);
+        let self_check = selfcheck::report(&udp_addrs, &candidate, config.ice_tcp);
         for w in &candidate.warnings {
             tracing::warn!("self-check: {w}");
         }
