@@ -158,6 +158,7 @@ pub fn choose(
 /// candidate, then the warnings.
 pub fn report(bound: &[SocketAddr], advertised: &Advertised, ice_tcp: bool) -> Vec<String> {
     let mut lines = Vec::new();
+    let mut tcp = Vec::new();
     for bound in bound {
         for a in &advertised.addresses {
             let addr = SocketAddr::new(a.ip, bound.port());
@@ -166,13 +167,15 @@ pub fn report(bound: &[SocketAddr], advertised: &Advertised, ice_tcp: bool) -> V
                 a.source
             ));
             if ice_tcp {
-                lines.push(format!(
+                tcp.push(format!(
                     "candidate: tcp {addr} typ host tcptype passive (listener {bound}; address from {})",
                     a.source
                 ));
             }
         }
     }
+    // The UDP candidates first, then the passive TCP ones.
+    lines.append(&mut tcp);
     for w in &advertised.warnings {
         lines.push(format!("warning: {w}"));
     }
@@ -238,7 +241,7 @@ mod tests {
         let lines = report(&["[::]:5000".parse().unwrap()], &a, true);
         assert_eq!(lines.len(), 6);
         assert_eq!(
-            lines[1],
+            lines[3],
             "candidate: tcp [2001:db8::9]:5000 typ host tcptype passive (listener [::]:5000; address from interface eth0)"
         );
     }
