@@ -43,19 +43,33 @@ VIEWER_CAPS = {
 }
 
 
+def only_tcp_candidates(sdp):
+    """`sdp` without its UDP candidates: a client whose network blocks UDP sees only the
+    server's passive TCP candidate (ICE-TCP, RFC 6544) to try."""
+    lines = sdp.split("\r\n")
+    return "\r\n".join(
+        line for line in lines if not (line.startswith("a=candidate:") and line.split()[2].lower() != "tcp")
+    )
+
+
 class _WebRtcPeer:
     """A pipeline around one webrtcbin (named `webrtc`), signaled over WHIP/WHEP; the same
-    async interface as aiortc_client's Publisher and Viewer (blocking steps in worker threads)."""
+    async interface as aiortc_client's Publisher and Viewer (blocking steps in worker threads).
 
-    def __init__(self, pipeline, endpoint):
+    `tcp_only`: libnice gathers TCP candidates only (active and passive, no UDP) and the
+    server's UDP candidates are removed from its answer, so ICE can only succeed over TCP."""
+
+    def __init__(self, pipeline, endpoint, tcp_only=False):
         self.endpoint = endpoint
         self.pipeline = pipeline
         self.webrtc = pipeline.get_by_name("webrtc")
+        self.tcp_only = tcp_only
         # webrtcbin 1.22 never sinks its ICE agent's floating reference: the Python wrapper
         # takes it, so it must live as long as webrtcbin (dropping it frees the agent).
         self._ice = self.webrtc.get_property("ice-agent")
         self._ice.emit("add-local-ip-address", "127.0.0.1")
-        self._ice.set_property("ice-tcp", False)
+        self._ice.set_property("ice-tcp", tcp_only)
+        self._ice.set_property("ice-udp", not tcp_only)
         self.errors = []
         self.pipeline.get_bus().set_sync_handler(self._on_message)
         self.session_url = None
@@ -109,7 +123,8 @@ class _WebRtcPeer:
         self.offer = local.sdp.as_text()
         self.posted_at = time.monotonic()
         self.answer, self.session_url = post_offer(self.endpoint, self.offer)
-        _, sdp = GstSdp.SDPMessage.new_from_text(self.answer)
+        answer = only_tcp_candidates(self.answer) if self.tcp_only else self.answer
+        _, sdp = GstSdp.SDPMessage.new_from_text(answer)
         answer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, sdp)
         self._promise("set-remote-description", answer)
 
@@ -168,12 +183,12 @@ class Viewer(_WebRtcPeer):
     """A recvonly webrtcbin (video `codec` + Opus); each incoming stream goes through decodebin,
     whose decoded buffers are counted into `self.decoded`."""
 
-    def __init__(self, endpoint, codec):
+    def __init__(self, endpoint, codec, tcp_only=False):
         pipeline = Gst.Pipeline.new("viewer")
         webrtc = Gst.ElementFactory.make("webrtcbin", "webrtc")
         webrtc.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
         pipeline.add(webrtc)
-        super().__init__(pipeline, endpoint)
+        super().__init__(pipeline, endpoint, tcp_only)
         self.decoded = Decoded()
         recvonly = GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY
         self.webrtc.emit("add-transceiver", recvonly, Gst.Caps.from_string(VIEWER_CAPS[codec]))

@@ -69,8 +69,8 @@ def gst_publisher(codec):
     return lambda endpoint: gst_client.Publisher(endpoint, codec, *SIZE_A, FPS)
 
 
-def gst_viewer(codec):
-    return lambda endpoint: gst_client.Viewer(endpoint, codec)
+def gst_viewer(codec, tcp_only=False):
+    return lambda endpoint: gst_client.Viewer(endpoint, codec, tcp_only)
 
 
 # --- shared steps ----------------------------------------------------------------------------
@@ -142,11 +142,14 @@ def summarize(report, viewer):
 # --- scenarios -------------------------------------------------------------------------------
 
 
-async def publish_then_view(report, base, log_dir, room, make_publisher, make_viewer, viewer_first=False):
+async def publish_then_view(
+    report, base, log_dir, room, make_publisher, make_viewer, viewer_first=False, check_viewer=None
+):
     """A publisher and a viewer in one room: the viewer decodes MEDIA_S of video and audio.
 
     First frame: from the later of the two POSTs (when media can start) to the first decoded
-    frame. `viewer_first`: the viewer POSTs VIEWER_FIRST_LEAD_S before the publisher."""
+    frame. `viewer_first`: the viewer POSTs VIEWER_FIRST_LEAD_S before the publisher.
+    `check_viewer(report, base, viewer)`: more checks while both sessions are up."""
     publisher = make_publisher(f"{base}/whip/{room}")
     viewer = make_viewer(f"{base}/whep/{room}")
     try:
@@ -162,6 +165,8 @@ async def publish_then_view(report, base, log_dir, room, make_publisher, make_vi
         if report.first_frame_ms is not None:
             await asyncio.sleep(MEDIA_S)
             check_frames(report, viewer, publisher.size)
+        if check_viewer is not None:
+            await check_viewer(report, base, viewer)
         await check_delete(report, viewer, "viewer")
         await check_delete(report, publisher, "publisher")
     finally:
@@ -170,6 +175,25 @@ async def publish_then_view(report, base, log_dir, room, make_publisher, make_vi
         save_sdp(log_dir, "viewer", viewer)
         await viewer.close()
         await publisher.close()
+
+
+def diagnosis(base, session_url):
+    with urllib.request.urlopen(f"{base}/sessions/{session_url.rsplit('/', 1)[-1]}/diagnosis", timeout=3) as r:
+        return json.load(r)
+
+
+async def tcp_pair(report, base, viewer):
+    """huddle's diagnosis of the viewer's session must show a TCP pair (ICE-TCP rows)."""
+    if viewer.session_url is None:
+        report.check(False, "viewer: no session to diagnose")
+        return
+    d = await asyncio.to_thread(diagnosis, base, viewer.session_url)
+    pair = d.get("pair") or {}
+    report.check(
+        pair.get("protocol") == "tcp",
+        f"huddle's selected pair for the viewer: {pair.get('protocol')} {pair.get('local')} ⇄ {pair.get('remote')} "
+        f"(connected after {d.get('connect_ms')} ms)",
+    )
 
 
 async def publisher_replaced(report, base, log_dir, room, codec, bundle):
@@ -300,6 +324,22 @@ ROWS = [
             partial(publish_then_view, make_publisher=aiortc_publisher(codec), make_viewer=gst_viewer(codec)),
         )
         for codec in ("VP8", "H264")
+    ),
+    Row(
+        "gst-viewer-vp8-ice-tcp",
+        *GST,
+        "WHEP viewer over ICE-TCP only",
+        "VP8+Opus",
+        "max-bundle",
+        "aiortc publisher (VP8+Opus, UDP) → webrtcbin viewer whose libnice gathers TCP only and "
+        "which drops huddle's UDP candidates from the answer: media over huddle's passive TCP "
+        "candidate (RFC 6544/4571); huddle's diagnosis shows a TCP pair",
+        partial(
+            publish_then_view,
+            make_publisher=aiortc_publisher("VP8"),
+            make_viewer=gst_viewer("VP8", tcp_only=True),
+            check_viewer=tcp_pair,
+        ),
     ),
 ]
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use huddle_core::{Datagram, ParticipantId, Role, Sfu, SfuConfig};
+use huddle_core::{Datagram, ParticipantId, Role, Sfu, SfuConfig, Transport};
 use huddle_server::signaling::messages::ClientMessage;
 use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
@@ -89,6 +89,7 @@ pub fn datagram(data: &[u8]) {
         sfu.handle_datagram(
             now,
             Datagram {
+                transport: Transport::Udp,
                 source,
                 destination,
                 contents: chunk,

@@ -39,6 +39,7 @@ mod red;
 mod room;
 mod socket;
 mod stats;
+pub mod tcp;
 mod viewer;
 
 pub use error::ClientError;

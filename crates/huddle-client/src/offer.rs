@@ -14,6 +14,7 @@ use tokio::net::UdpSocket;
 use crate::error::ClientError;
 use crate::http::{SessionCreated, delete_session, post_offer, strip_candidates};
 use crate::options::{ClientOptions, VideoCodec};
+use crate::tcp::{TcpLink, only_tcp_candidates, passive_tcp_candidate};
 
 /// H.264 profile-level-id the publisher offers (constrained baseline 3.1).
 const H264_PROFILE: u32 = 0x42e01f;
@@ -95,6 +96,8 @@ pub(crate) fn drain_idle(rtc: &mut Rtc) -> Result<(), RtcError> {
 pub(crate) struct Negotiated {
     pub rtc: Rtc,
     pub socket: UdpSocket,
+    /// [`ClientOptions::ice_tcp_only`]: the connection to the server's TCP candidate.
+    pub tcp: Option<TcpLink>,
     /// The WHIP/WHEP session; `None` when another signalling carried the SDP.
     pub session: Option<SessionCreated>,
     /// When the answer arrived (or, answering, when it was delivered).
@@ -108,9 +111,11 @@ async fn prepare(opts: &ClientOptions, publish: bool) -> Result<(Rtc, UdpSocket)
     let socket = UdpSocket::bind(SocketAddr::new(opts.bind_ip, 0)).await?;
     let local = socket.local_addr()?;
     let mut rtc = build_rtc(opts, publish);
-    let cand = Candidate::host(local, "udp")
-        .map_err(|e| ClientError::Protocol(format!("host candidate {local}: {e}")))?;
-    rtc.add_local_candidate(cand);
+    if !opts.ice_tcp_only {
+        let cand = Candidate::host(local, "udp")
+            .map_err(|e| ClientError::Protocol(format!("host candidate {local}: {e}")))?;
+        rtc.add_local_candidate(cand);
+    }
     drain_idle(&mut rtc)?;
     Ok((rtc, socket))
 }
@@ -177,24 +182,51 @@ pub(crate) async fn negotiate(
     let offer = make_offer(&mut rtc, opts, publish)?;
     let session = post_offer(url, offer.sdp, opts.token.as_deref(), opts.http_timeout).await?;
     let signaled_at = Instant::now();
-    if let Err(e) = apply_answer(&mut rtc, offer.pending, &session.answer) {
-        // Don't leave a half-made session on the server.
-        let _ = delete_session(
-            &session.session_url,
-            opts.token.as_deref(),
-            opts.http_timeout,
-        )
-        .await;
-        return Err(e);
-    }
+    let applied = if opts.ice_tcp_only {
+        connect_tcp(&mut rtc, offer.pending, &session.answer)
+            .await
+            .map(Some)
+    } else {
+        apply_answer(&mut rtc, offer.pending, &session.answer).map(|()| None)
+    };
+    let tcp = match applied {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            // Don't leave a half-made session on the server.
+            let _ = delete_session(
+                &session.session_url,
+                opts.token.as_deref(),
+                opts.http_timeout,
+            )
+            .await;
+            return Err(e);
+        }
+    };
     Ok(Negotiated {
         rtc,
         socket,
+        tcp,
         session: Some(session),
         signaled_at,
         audio_mid: offer.audio_mid,
         video_mid: offer.video_mid,
     })
+}
+
+/// [`ClientOptions::ice_tcp_only`]: connects to the answer's passive TCP candidate, adds this
+/// end as an active TCP candidate and applies the answer without its UDP candidates.
+async fn connect_tcp(
+    rtc: &mut Rtc,
+    pending: SdpPendingOffer,
+    answer: &str,
+) -> Result<TcpLink, ClientError> {
+    let to = passive_tcp_candidate(answer)
+        .ok_or_else(|| ClientError::Protocol("the answer has no passive TCP candidate".into()))?;
+    let (link, candidate) = TcpLink::connect(to).await?;
+    rtc.add_local_candidate(candidate);
+    drain_idle(rtc)?;
+    apply_answer(rtc, pending, &only_tcp_candidates(answer))?;
+    Ok(link)
 }
 
 /// Like [`negotiate`], but the offer goes to `exchange`, which returns the answer SDP.
@@ -215,6 +247,7 @@ where
     Ok(Negotiated {
         rtc,
         socket,
+        tcp: None,
         session: None,
         signaled_at,
         audio_mid: offer.audio_mid,
@@ -245,6 +278,7 @@ where
     Ok(Negotiated {
         rtc,
         socket,
+        tcp: None,
         session: None,
         signaled_at: Instant::now(),
         audio_mid: None,

@@ -51,6 +51,11 @@ pub struct ClientOptions {
     /// Strip every `a=candidate` / `a=end-of-candidates` line from the offer and never
     /// trickle, so the server must learn our address as peer-reflexive (OBS-shaped).
     pub obs_like: bool,
+    /// Connect over ICE-TCP only (RFC 6544): the offer carries no candidates, the server's
+    /// UDP candidates are removed from its answer before it is applied, and all traffic goes
+    /// over one TCP connection to the server's passive TCP candidate (RFC 4571 framing).
+    /// As a client behind a UDP-blocking firewall would. Publisher and viewer (WHIP/WHEP).
+    pub ice_tcp_only: bool,
     /// Local address the UDP socket binds to (port 0).
     pub bind_ip: IpAddr,
     /// Viewer: like a browser, send a PLI when video arrives before any keyframe
@@ -148,6 +153,7 @@ impl Default for ClientOptions {
             keyframe_interval: Duration::from_secs(2),
             ignore_keyframe_requests: false,
             obs_like: false,
+            ice_tcp_only: false,
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             request_keyframes: true,
             http_timeout: Duration::from_secs(10),

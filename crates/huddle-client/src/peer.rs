@@ -33,6 +33,7 @@ use crate::options::{ClientOptions, LEAN_SETTLE, VideoCodec, VideoSource};
 use crate::room::MemberShared;
 use crate::socket::PeerSocket;
 use crate::stats::{ChatMessage, PublisherStats, Received, StreamTracker, ViewerStats};
+use crate::tcp::{TcpLink, next_frame};
 
 /// How long `close` waits for the drive task to send its goodbyes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -390,15 +391,31 @@ pub(crate) struct PeerHandle {
 }
 
 impl PeerHandle {
-    /// Starts the drive task for a negotiated peer.
-    pub fn spawn(rtc: Rtc, socket: UdpSocket, role: Role) -> Result<Self, ClientError> {
-        Self::spawn_with_control(rtc, socket, role, None)
+    /// Starts the drive task for a negotiated peer, with the ICE-TCP connection it talks
+    /// over (if any).
+    pub fn spawn_with_tcp(
+        rtc: Rtc,
+        socket: UdpSocket,
+        tcp: Option<TcpLink>,
+        role: Role,
+    ) -> Result<Self, ClientError> {
+        Self::spawn_inner(rtc, socket, tcp, role, None)
     }
 
-    /// Like `spawn`, with a channel of [`Control`] requests (room members).
+    /// Like `spawn_with_tcp` over UDP, with a channel of [`Control`] requests (room members).
     pub fn spawn_with_control(
         rtc: Rtc,
         socket: UdpSocket,
+        role: Role,
+        control: Option<mpsc::UnboundedReceiver<Control>>,
+    ) -> Result<Self, ClientError> {
+        Self::spawn_inner(rtc, socket, None, role, control)
+    }
+
+    fn spawn_inner(
+        rtc: Rtc,
+        socket: UdpSocket,
+        tcp: Option<TcpLink>,
         role: Role,
         control: Option<mpsc::UnboundedReceiver<Control>>,
     ) -> Result<Self, ClientError> {
@@ -408,6 +425,7 @@ impl PeerHandle {
         let driver = Driver {
             rtc,
             socket: PeerSocket::Woken(socket),
+            tcp,
             local,
             role,
             connected_at: None,
@@ -527,6 +545,8 @@ struct Batch {
 struct Driver {
     rtc: Rtc,
     socket: PeerSocket,
+    /// [`ClientOptions::ice_tcp_only`]: everything goes over this connection instead.
+    tcp: Option<TcpLink>,
     local: SocketAddr,
     role: Role,
     /// When ICE and DTLS came up.
@@ -603,6 +623,7 @@ impl Driver {
                     self.close().await;
                     break;
                 }
+                frame = next_frame(&mut self.tcp) => self.receive_tcp(&frame),
                 r = self.socket.recv_from(&mut self.buf) => match r {
                     Ok((n, source)) => {
                         dirty = self.receive(n, source);
@@ -781,6 +802,28 @@ impl Driver {
         Ok(dirty)
     }
 
+    /// A frame from the ICE-TCP connection.
+    fn receive_tcp(&mut self, frame: &[u8]) {
+        let Some(link) = &self.tcp else {
+            return;
+        };
+        let Ok(contents) = frame.try_into() else {
+            return; // not STUN/DTLS/RTP/RTCP
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Tcp,
+                source: link.peer,
+                destination: link.local,
+                contents,
+            },
+        );
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!("rtc rejected a TCP frame: {e}");
+        }
+    }
+
     /// A datagram from a woken socket (in `self.buf`): [`Driver::receive_bytes`].
     fn receive(&mut self, n: usize, source: SocketAddr) -> bool {
         let buf = std::mem::take(&mut self.buf);
@@ -849,13 +892,29 @@ impl Driver {
                     self.arrival = None;
                     return Ok(());
                 }
-                Output::Transmit(t) => {
-                    if let Err(e) = self.socket.send_to(&t.contents, t.destination).await {
-                        tracing::debug!("udp send to {}: {e}", t.destination);
-                    }
-                }
+                Output::Transmit(t) => self.transmit(t).await,
                 Output::Event(e) => self.on_event(e),
             }
+        }
+    }
+
+    /// Sends over UDP, or (ICE-TCP) as a frame on the TCP connection.
+    async fn transmit(&mut self, t: str0m::net::Transmit) {
+        if t.proto == Protocol::Udp {
+            if let Err(e) = self.socket.send_to(&t.contents, t.destination).await {
+                tracing::debug!("udp send to {}: {e}", t.destination);
+            }
+            return;
+        }
+        let Some(link) = &mut self.tcp else {
+            return;
+        };
+        if link.peer != t.destination {
+            return; // only the server's passive candidate is connected
+        }
+        if let Err(e) = link.send(t.contents.into()).await {
+            tracing::debug!("tcp send to {}: {e}", t.destination);
+            self.tcp = None;
         }
     }
 
@@ -1269,9 +1328,7 @@ impl Driver {
         // Send what closing queued (RTCP BYE, DTLS close_notify).
         for _ in 0..64 {
             match self.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination).await;
-                }
+                Ok(Output::Transmit(t)) => self.transmit(t).await,
                 Ok(Output::Event(_)) => {}
                 Ok(Output::Timeout(_)) | Err(_) => break,
             }

@@ -78,7 +78,7 @@ impl Publisher {
             .session
             .as_ref()
             .map(|s| (s.session_url.clone(), s.etag.clone()));
-        let peer = PeerHandle::spawn(n.rtc, n.socket, Role::Publish(state))?;
+        let peer = PeerHandle::spawn_with_tcp(n.rtc, n.socket, n.tcp, Role::Publish(state))?;
         Ok(Publisher {
             session,
             opts,

@@ -62,7 +62,7 @@ impl Viewer {
     fn start(n: Negotiated, opts: ClientOptions) -> Result<Viewer, ClientError> {
         let shared = Arc::new(Mutex::new(ViewerShared::default()));
         let state = ViewState::new(&opts, shared.clone());
-        let peer = PeerHandle::spawn(n.rtc, n.socket, Role::View(state))?;
+        let peer = PeerHandle::spawn_with_tcp(n.rtc, n.socket, n.tcp, Role::View(state))?;
         Ok(Viewer {
             session: n.session.map(|s| (s.session_url, s.etag)),
             signaled_at: n.signaled_at,

@@ -8,7 +8,7 @@ mod sim;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use huddle_core::Datagram;
+use huddle_core::{Datagram, Transport};
 use sim::Net;
 
 fn fanout(c: &mut Criterion) {
@@ -40,6 +40,7 @@ fn fanout(c: &mut Criterion) {
                     for chunk in packets.chunks(batch) {
                         let now = net.now;
                         let datagrams = chunk.iter().map(|(source, destination, bytes)| Datagram {
+                            transport: Transport::Udp,
                             source: *source,
                             destination: *destination,
                             contents: bytes,

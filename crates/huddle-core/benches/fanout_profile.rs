@@ -9,7 +9,7 @@ mod sim;
 
 use std::time::{Duration, Instant};
 
-use huddle_core::Datagram;
+use huddle_core::{Datagram, Transport};
 use sim::Net;
 
 /// Feeds the captured datagrams to the core, draining what it sends (kept apart for
@@ -24,6 +24,7 @@ fn replay(
     for chunk in packets.chunks(batch) {
         let now = net.now;
         let datagrams = chunk.iter().map(|(source, destination, bytes)| Datagram {
+            transport: Transport::Udp,
             source: *source,
             destination: *destination,
             contents: bytes,

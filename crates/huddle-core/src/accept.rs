@@ -8,6 +8,7 @@ use std::time::Instant;
 use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc};
 
 use crate::contain::contained;
@@ -82,7 +83,7 @@ pub fn prepare(
             stream: &label,
         },
     );
-    let mut diag = Diagnosis::new(now, &config.candidates);
+    let mut diag = Diagnosis::new(now, &config.candidates, config.ice_tcp);
     for line in offer.lines() {
         let line = line.trim();
         if line.starts_with("a=candidate:")
@@ -124,6 +125,21 @@ fn accept(
         let candidate = Candidate::host(*addr, "udp")
             .map_err(|e| CoreError::OfferRejected(format!("local candidate {addr}: {e}")))?;
         rtc.add_local_candidate(candidate);
+    }
+    if config.ice_tcp {
+        // Passive: peers connect to us. str0m ranks TCP host candidates below UDP ones
+        // (type preference 90 against 126), so UDP wins where both work.
+        for addr in &config.candidates {
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| {
+                    CoreError::OfferRejected(format!("local TCP candidate {addr}: {e}"))
+                })?;
+            rtc.add_local_candidate(candidate);
+        }
     }
     let answer = rtc
         .sdp_api()

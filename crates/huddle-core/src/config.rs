@@ -10,6 +10,11 @@ pub struct SfuConfig {
     /// The UDP addresses the core advertises as ICE candidates. Every [`Datagram`](crate::Datagram)
     /// handed in must name one of them as its `destination` (behind NAT: the public address).
     pub candidates: Vec<SocketAddr>,
+    /// ICE-TCP (RFC 6544): also advertise each address as a passive TCP host candidate, at
+    /// a lower priority than UDP, for peers whose network blocks UDP. The caller accepts
+    /// TCP connections on those addresses and hands their RFC 4571 frames in as
+    /// [`Transport::Tcp`](crate::Transport) datagrams.
+    pub ice_tcp: bool,
     /// A participant that has not connected ICE and DTLS by then is removed.
     pub connect_timeout: Duration,
     /// A connected participant from which nothing (media, RTCP, ICE consent) arrives for this
@@ -40,6 +45,7 @@ impl SfuConfig {
     pub fn new(candidates: Vec<SocketAddr>) -> Self {
         SfuConfig {
             candidates,
+            ice_tcp: false,
             connect_timeout: Duration::from_secs(20),
             silence_timeout: Duration::from_secs(8),
             keyframe_request_interval: Duration::from_millis(500),

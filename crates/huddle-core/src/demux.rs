@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 use rustc_hash::FxHashMap;
 use str0m::ice::StunMessage;
 
-use crate::ParticipantId;
+use crate::{ParticipantId, Transport};
+
+/// A peer's address as the demux knows it: the same address over UDP and over TCP are two.
+pub(crate) type Remote = (Transport, SocketAddr);
 
 /// Remote addresses remembered per participant (ICE may try several before it settles).
 pub(crate) const MAX_ADDRS_PER_PARTICIPANT: usize = 8;
@@ -23,11 +26,11 @@ pub(crate) struct Route {
 pub(crate) struct Demux {
     /// Keys are random strings from peers' STUN requests: SipHash, not Fx.
     by_ufrag: HashMap<String, Route>,
-    by_addr: FxHashMap<SocketAddr, Route>,
+    by_addr: FxHashMap<Remote, Route>,
 }
 
 impl Demux {
-    pub(crate) fn route(&self, source: SocketAddr, contents: &[u8]) -> Option<Route> {
+    pub(crate) fn route(&self, source: Remote, contents: &[u8]) -> Option<Route> {
         // RFC 7983: a first byte of 0..=3 is STUN. A request names our ufrag first.
         if contents.first().is_some_and(|b| *b <= 3)
             && let Some(route) = StunMessage::parse(contents).ok().and_then(|m| {
@@ -55,11 +58,11 @@ impl Demux {
     }
 
     /// Routes `addr` to `route` (the participant's ICE agent chose to send there).
-    pub(crate) fn add_addr(&mut self, addr: SocketAddr, route: Route) {
+    pub(crate) fn add_addr(&mut self, addr: Remote, route: Route) {
         self.by_addr.insert(addr, route);
     }
 
-    pub(crate) fn forget_addr(&mut self, addr: SocketAddr, id: ParticipantId) {
+    pub(crate) fn forget_addr(&mut self, addr: Remote, id: ParticipantId) {
         if self.by_addr.get(&addr).is_some_and(|r| r.participant == id) {
             self.by_addr.remove(&addr);
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use str0m::{Candidate, IceConnectionState};
 
-use crate::LeaveReason;
+use crate::{LeaveReason, Transport};
 
 /// At most this many candidates, state changes and pair changes are kept per participant.
 const MAX_CANDIDATES: usize = 16;
@@ -45,6 +45,8 @@ impl CandidateNote {
 /// The pair media (DTLS, SRTP) went out on: the server's address and the peer's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pair {
+    /// UDP, or TCP (ICE-TCP).
+    pub transport: Transport,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// The kind of the remote candidate it matches; `prflx` when the peer never offered that
@@ -219,15 +221,23 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
-    pub(crate) fn new(now: Instant, local: &[SocketAddr]) -> Self {
+    /// `local`: the server's host candidates, each over UDP and, with `tcp`, over TCP.
+    pub(crate) fn new(now: Instant, local: &[SocketAddr], tcp: bool) -> Self {
+        let transports: &[Transport] = if tcp {
+            &[Transport::Udp, Transport::Tcp]
+        } else {
+            &[Transport::Udp]
+        };
         Diagnosis {
             started: now,
-            local: local
+            local: transports
                 .iter()
-                .map(|addr| CandidateNote {
-                    addr: *addr,
-                    kind: "host".to_owned(),
-                    protocol: "udp".to_owned(),
+                .flat_map(|t| {
+                    local.iter().map(|addr| CandidateNote {
+                        addr: *addr,
+                        kind: "host".to_owned(),
+                        protocol: t.name().to_owned(),
+                    })
                 })
                 .collect(),
             remote: Vec::new(),
@@ -296,7 +306,14 @@ impl Diagnosis {
     }
 
     /// A datagram left for the peer. Anything but STUN leaves on the nominated pair.
-    pub(crate) fn sent(&mut self, now: Instant, kind: Kind, local: SocketAddr, remote: SocketAddr) {
+    pub(crate) fn sent(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
         match kind {
             Kind::Stun => {
                 self.stun_sent += 1;
@@ -308,20 +325,21 @@ impl Diagnosis {
         if self
             .pairs
             .last()
-            .is_some_and(|p| p.local == local && p.remote == remote)
+            .is_some_and(|p| p.transport == transport && p.local == local && p.remote == remote)
         {
             return;
         }
         let remote_kind = self
             .remote
             .iter()
-            .find(|c| c.addr == remote)
+            .find(|c| c.addr == remote && c.protocol.eq_ignore_ascii_case(transport.name()))
             .map_or_else(|| "prflx".to_owned(), |c| c.kind.clone());
         if self.pairs.len() >= MAX_PAIRS {
             self.pairs.remove(0);
         }
         let at = self.since(now);
         self.pairs.push(Pair {
+            transport,
             local,
             remote,
             remote_kind,
@@ -430,7 +448,8 @@ impl Diagnosis {
         let ms = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{}ms", d.as_millis()));
         let pair = self.pair().map_or("none".to_owned(), |p| {
             format!(
-                "{} -> {} ({})",
+                "{} {} -> {} ({})",
+                p.transport.name(),
                 p.local,
                 p.remote,
                 if p.relayed() { "relay" } else { "direct" }
@@ -463,11 +482,11 @@ mod tests {
     fn reasons_follow_the_stage_reached() {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
-        let mut d = Diagnosis::new(t0, &[addr("127.0.0.1:4000")]);
+        let mut d = Diagnosis::new(t0, &[addr("127.0.0.1:4000")], false);
         d.ended(at(100), LeaveReason::Timeout);
         assert_eq!(d.failure(), Some(Failure::NoCandidates));
 
-        let mut d = Diagnosis::new(t0, &[addr("127.0.0.1:4000")]);
+        let mut d = Diagnosis::new(t0, &[addr("127.0.0.1:4000")], false);
         let c = Candidate::host(addr("127.0.0.1:5000"), "udp").unwrap();
         d.remote_candidate(&c);
         d.remote_candidate(&c);
@@ -478,6 +497,7 @@ mod tests {
         d.sent(
             at(20),
             Kind::Dtls,
+            Transport::Udp,
             addr("127.0.0.1:4000"),
             addr("127.0.0.1:5000"),
         );
@@ -487,7 +507,7 @@ mod tests {
         d.error(&"remote fingerprint no match");
         assert_eq!(d.stuck_at(), Failure::FingerprintMismatch);
 
-        let mut d = Diagnosis::new(t0, &[]);
+        let mut d = Diagnosis::new(t0, &[], false);
         d.connected(at(50));
         d.ice_state(at(2050), IceConnectionState::Disconnected);
         d.ended(at(2050), LeaveReason::Timeout);
@@ -503,16 +523,51 @@ mod tests {
     #[test]
     fn records_stay_bounded() {
         let t0 = Instant::now();
-        let mut d = Diagnosis::new(t0, &[]);
+        let mut d = Diagnosis::new(t0, &[], false);
         for port in 0..100 {
             let c = Candidate::host(addr(&format!("10.0.0.1:{}", 1000 + port)), "udp").unwrap();
             d.remote_candidate(&c);
             d.ice_state(t0, IceConnectionState::Checking);
-            d.sent(t0, Kind::Media, addr("127.0.0.1:1"), c.addr());
+            d.sent(
+                t0,
+                Kind::Media,
+                Transport::Udp,
+                addr("127.0.0.1:1"),
+                c.addr(),
+            );
         }
         assert_eq!(d.remote.len(), MAX_CANDIDATES);
         assert_eq!(d.remote_dropped, 84);
         assert_eq!(d.ice_states.len(), MAX_STATES);
         assert_eq!(d.pairs.len(), MAX_PAIRS);
+    }
+
+    #[test]
+    fn a_tcp_pair_is_told_apart_from_udp() {
+        let t0 = Instant::now();
+        let mut d = Diagnosis::new(t0, &[addr("127.0.0.1:4000")], true);
+        let protocols: Vec<&str> = d.local.iter().map(|c| c.protocol.as_str()).collect();
+        assert_eq!(protocols, ["udp", "tcp"]);
+        // Chromium's active TCP candidate (port 9), then its checks from an ephemeral port.
+        let active = Candidate::from_sdp_string(
+            "candidate:2 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active",
+        )
+        .unwrap();
+        d.remote_candidate(&active);
+        let (local, remote) = (addr("127.0.0.1:4000"), addr("127.0.0.1:50000"));
+        d.sent(t0, Kind::Dtls, Transport::Udp, local, remote);
+        d.sent(t0, Kind::Dtls, Transport::Tcp, local, remote);
+        assert_eq!(
+            d.pairs.len(),
+            2,
+            "the same addresses over TCP are another pair"
+        );
+        let pair = d.pair().unwrap();
+        assert_eq!(pair.transport, Transport::Tcp);
+        assert_eq!(pair.remote_kind, "prflx");
+        assert!(
+            d.summary()
+                .contains("pair tcp 127.0.0.1:4000 -> 127.0.0.1:50000")
+        );
     }
 }

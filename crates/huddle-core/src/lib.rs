@@ -46,12 +46,12 @@
 //!
 //! ```no_run
 //! # use std::time::Instant;
-//! # use huddle_core::{Sfu, SfuConfig, Datagram};
+//! # use huddle_core::{Sfu, SfuConfig, Datagram, Transport};
 //! let mut sfu = Sfu::new(SfuConfig::new(vec!["127.0.0.1:4000".parse().unwrap()]));
 //! let answer = sfu.publish(Instant::now(), "room", "v=0 …offer…").unwrap();
 //! // For every datagram read from the socket:
 //! # let (from, to, bytes) = ("1.2.3.4:5".parse().unwrap(), "127.0.0.1:4000".parse().unwrap(), &[][..]);
-//! sfu.handle_datagram(Instant::now(), Datagram { source: from, destination: to, contents: bytes });
+//! sfu.handle_datagram(Instant::now(), Datagram { transport: Transport::Udp, source: from, destination: to, contents: bytes });
 //! // Then drain what it wants to send, tell and relay, and sleep until its next timeout.
 //! while let Some(t) = sfu.poll_transmit() { /* socket.send_to(&t.contents, t.destination) */ }
 //! while let Some(e) = sfu.poll_event() { /* log, tell signaling */ }
@@ -108,7 +108,7 @@ pub use participant::{Participant, Role};
 pub use pull::Pull;
 pub use relay::{Relay, RelayLink};
 pub use room::Room;
-pub use sfu::{Answer, Datagram, IceRestart, Sfu, SfuStats, Transmit};
+pub use sfu::{Answer, Datagram, IceRestart, Sfu, SfuStats, Transmit, Transport};
 pub use subscription::Subscription;
 pub use track::{Packet, Track};
 

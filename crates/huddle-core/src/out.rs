@@ -3,9 +3,9 @@
 //! the timer heap live above the rooms).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::demux::Remote;
 use crate::relay::{Relay, RelayLink};
 use crate::{Event, ParticipantId, Transmit};
 
@@ -16,7 +16,7 @@ pub(crate) struct Out {
     pub relay: VecDeque<(RelayLink, Relay)>,
     pub counters: Counters,
     /// A participant's ICE agent sent to a new address (and the one it forgot, if any).
-    pub learned: Vec<(ParticipantId, SocketAddr, Option<SocketAddr>)>,
+    pub learned: Vec<(ParticipantId, Remote, Option<Remote>)>,
     /// Participants that left their room, for the demux and the routes to forget.
     pub removed: Vec<Removed>,
     /// New earliest deadlines of participants.
@@ -47,5 +47,5 @@ pub(crate) struct Counters {
 pub(crate) struct Removed {
     pub id: ParticipantId,
     pub ufrag: String,
-    pub addrs: Vec<SocketAddr>,
+    pub addrs: Vec<Remote>,
 }

@@ -2,7 +2,6 @@
 //! receives.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use slab::Slab;
 
 use crate::contain::contained;
 use crate::demux::MAX_ADDRS_PER_PARTICIPANT;
+use crate::demux::Remote;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::downlink::Downlink;
 use crate::out::Out;
@@ -25,7 +25,7 @@ use crate::red;
 use crate::room::negotiation::PendingOffer;
 use crate::subscription::Subscription;
 use crate::track::Packet;
-use crate::{LeaveReason, ParticipantId, SfuConfig, TrackId, Transmit};
+use crate::{LeaveReason, ParticipantId, SfuConfig, TrackId, Transmit, Transport};
 
 /// A catch-up backlog (replayed GOP, then the live packets that arrived meanwhile) leaves at
 /// `BACKLOG_BURST` packets per subscription every `BACKLOG_PACE` (≈ 35 Mbit/s of 1,200-byte
@@ -74,7 +74,7 @@ pub struct Participant {
     pub(crate) ufrag: String,
     pub(crate) remote_ufrag: Option<String>,
     /// Remote addresses its ICE agent sent to, oldest first; the demux routes them here.
-    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) addrs: Vec<Remote>,
     /// When str0m wants its next timeout.
     pub(crate) rtc_deadline: Instant,
     /// Earliest entry this participant has in the timer heap.
@@ -534,12 +534,20 @@ impl Participant {
                 }
                 Output::Transmit(t) => {
                     // Two comparisons per packet once the pair is known.
-                    self.diag
-                        .sent(now, Kind::of(&t.contents), t.source, t.destination);
-                    if !self.addrs.contains(&t.destination) {
-                        self.learn(t.destination, out);
+                    let transport = Transport::of(t.proto);
+                    self.diag.sent(
+                        now,
+                        Kind::of(&t.contents),
+                        transport,
+                        t.source,
+                        t.destination,
+                    );
+                    let remote = (transport, t.destination);
+                    if !self.addrs.contains(&remote) {
+                        self.learn(remote, out);
                     }
                     out.transmits.push_back(Transmit {
+                        transport,
                         source: t.source,
                         destination: t.destination,
                         contents: t.contents.into(),
@@ -552,7 +560,7 @@ impl Participant {
 
     /// Remembers an address its ICE agent chose to send to, for the demux. Only such
     /// addresses are learned, so a forged STUN request cannot steal another peer's traffic.
-    fn learn(&mut self, addr: SocketAddr, out: &mut Out) {
+    fn learn(&mut self, addr: Remote, out: &mut Out) {
         let forgotten =
             (self.addrs.len() >= MAX_ADDRS_PER_PARTICIPANT).then(|| self.addrs.remove(0));
         self.addrs.push(addr);

@@ -21,7 +21,7 @@ use tracing::{debug, info};
 
 use crate::codec::{self, PtTable};
 use crate::contain::contained;
-use crate::sfu::{Datagram, Transmit};
+use crate::sfu::{Datagram, Transmit, Transport};
 use crate::track::Packet;
 use crate::{CoreError, Relay, dtls};
 
@@ -207,6 +207,7 @@ impl Pull {
                     return;
                 }
                 Output::Transmit(t) => self.transmits.push_back(Transmit {
+                    transport: Transport::Udp,
                     source: self.local,
                     destination: t.destination,
                     contents: t.contents.into(),

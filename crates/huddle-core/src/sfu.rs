@@ -25,18 +25,54 @@ use crate::timers::Timers;
 use crate::track::Track;
 use crate::{CoreError, Event, ParticipantId, SfuConfig, TrackId, sdp};
 
+/// How a datagram travels: as a UDP datagram, or as one RFC 4571 frame on a TCP connection
+/// (ICE-TCP, RFC 6544), where `source`/`destination` are the connection's two ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub(crate) fn of(proto: Protocol) -> Transport {
+        match proto {
+            Protocol::Udp => Transport::Udp,
+            Protocol::Tcp | Protocol::SslTcp | Protocol::Tls => Transport::Tcp,
+        }
+    }
+
+    pub(crate) fn protocol(self) -> Protocol {
+        match self {
+            Transport::Udp => Protocol::Udp,
+            Transport::Tcp => Protocol::Tcp,
+        }
+    }
+
+    /// `udp` or `tcp`, as in SDP candidates.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
 /// A datagram received on one of the advertised addresses.
 #[derive(Debug, Clone, Copy)]
 pub struct Datagram<'a> {
+    pub transport: Transport,
     pub source: SocketAddr,
     /// The advertised address it arrived on (one of [`SfuConfig::candidates`]).
     pub destination: SocketAddr,
     pub contents: &'a [u8],
 }
 
-/// A datagram to send.
+/// A datagram to send: over UDP, or (ICE-TCP) as a frame on the TCP connection whose peer
+/// is `destination`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    pub transport: Transport,
     /// The advertised address it leaves from.
     pub source: SocketAddr,
     pub destination: SocketAddr,
@@ -506,7 +542,7 @@ impl Sfu {
     ) {
         let mut touched: Vec<usize> = Vec::new();
         for d in datagrams {
-            let Some(route) = self.demux.route(d.source, d.contents) else {
+            let Some(route) = self.demux.route((d.transport, d.source), d.contents) else {
                 self.out.counters.datagrams_unrouted += 1;
                 debug!(source = %d.source, len = d.contents.len(), "datagram for no participant");
                 continue;
@@ -519,7 +555,7 @@ impl Sfu {
             let input = Input::Receive(
                 now,
                 Receive {
-                    proto: Protocol::Udp,
+                    proto: d.transport.protocol(),
                     source: d.source,
                     destination: d.destination,
                     contents,

@@ -7,7 +7,7 @@ mod sim;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use huddle_core::{MediaKind, Sfu, SfuConfig};
+use huddle_core::{MediaKind, Sfu, SfuConfig, Transport};
 use str0m::media::Direction;
 use str0m::{Candidate, Rtc};
 
@@ -69,6 +69,56 @@ fn every_bundled_section_of_an_answer_carries_the_candidates() {
         );
         assert_eq!(s.matches("a=end-of-candidates").count(), 1, "{s}");
     }
+}
+
+/// The priority of the first candidate line in `section` that contains `what`.
+fn priority(section: &str, what: &str) -> u32 {
+    let line = section
+        .lines()
+        .find(|l| l.starts_with("a=candidate:") && l.contains(what))
+        .unwrap_or_else(|| panic!("no candidate with {what:?}:\n{section}"));
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn ice_tcp_answers_carry_a_passive_tcp_candidate_below_udp_and_take_active_ones() {
+    sim::init();
+    let now = Instant::now();
+    let mut sfu = Sfu::new(SfuConfig {
+        ice_tcp: true,
+        ..SfuConfig::new(vec![SFU_ADDR.parse().unwrap()])
+    });
+    // Chromium offers its TCP candidates as active, on the discard port 9.
+    let viewer: SocketAddr = "127.0.0.9:5000".parse().unwrap();
+    let offer = viewer_offer(now, viewer).replacen(
+        "a=candidate:",
+        "a=candidate:9 1 tcp 1518280447 127.0.0.9 9 typ host tcptype active\r\na=candidate:",
+        1,
+    );
+    let answer = sfu.view(now, "room", &offer).unwrap();
+    for s in answer.sdp.split("\r\nm=").skip(1) {
+        assert_eq!(
+            s.matches("127.0.0.1 4000 typ host tcptype passive").count(),
+            1,
+            "{s}"
+        );
+        let (udp, tcp) = (priority(s, " udp "), priority(s, "tcptype passive"));
+        assert!(udp > tcp, "UDP ({udp}) must rank above TCP ({tcp})");
+    }
+    let transmits: Vec<_> = std::iter::from_fn(|| sfu.poll_transmit()).collect();
+    assert!(
+        transmits
+            .iter()
+            .any(|t| t.transport == Transport::Udp && t.destination == viewer),
+        "the UDP candidate is checked"
+    );
+    assert!(
+        transmits
+            .iter()
+            .filter(|t| t.destination.port() == 9)
+            .all(|t| t.transport == Transport::Tcp),
+        "nothing goes over UDP to an active TCP candidate"
+    );
 }
 
 #[test]

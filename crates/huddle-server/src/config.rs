@@ -27,6 +27,12 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_UDP", default_value = "127.0.0.1:50000")]
     pub udp: SocketAddr,
 
+    /// ICE over TCP (RFC 6544): each media worker also accepts TCP connections on its UDP
+    /// socket's address and port, advertised as a passive TCP candidate below UDP, for
+    /// clients whose network blocks UDP. `--ice-tcp false` turns it off.
+    #[arg(long, env = "HUDDLE_ICE_TCP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ice_tcp: bool,
+
     /// Media worker threads, each with its own UDP socket (default: the available cores).
     #[arg(long, env = "HUDDLE_WORKERS")]
     pub workers: Option<usize>,
@@ -277,6 +283,7 @@ impl Config {
             config: None,
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             udp: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ice_tcp: true,
             workers: Some(2),
             spread_after: 50,
             public_ip: Vec::new(),

@@ -110,6 +110,7 @@ pub fn to_json(r: &Record, label: Option<&str>) -> Value {
             "first_sent_ms": d.dtls_sent.map(ms),
         },
         "pair": d.pair().map(|p| json!({
+            "protocol": p.transport.name(),
             "local": p.local.to_string(),
             "remote": p.remote.to_string(),
             "remote_type": p.remote_kind,

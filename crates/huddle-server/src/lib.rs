@@ -39,6 +39,7 @@ pub mod selfcheck;
 mod serve;
 pub mod sessions;
 pub mod signaling;
+pub mod tcp;
 pub mod telemetry;
 pub mod udp;
 
@@ -62,6 +63,8 @@ pub enum StartError {
     Http(SocketAddr, std::io::Error),
     #[error("cannot bind UDP on {0}: {1}")]
     Udp(SocketAddr, std::io::Error),
+    #[error("cannot listen on TCP {0} for ICE over TCP (--ice-tcp false turns it off): {1}")]
+    Tcp(SocketAddr, std::io::Error),
     #[error(transparent)]
     NoAdvertisedAddress(#[from] selfcheck::NoAddress),
     #[error(transparent)]
@@ -70,6 +73,35 @@ pub enum StartError {
     Tls(String),
     #[error("--redis: {0}")]
     Redis(#[from] redis::RedisError),
+}
+
+/// Tries at binding an ephemeral UDP port whose number is also free on TCP.
+const EPHEMERAL_TRIES: usize = 16;
+
+/// Binds a media worker's UDP socket at `addr` and, with ICE over TCP, its TCP listener on
+/// the same address and port number. On an ephemeral port (0) the kernel's UDP pick may be
+/// taken on TCP: another port is tried then.
+fn bind_media(
+    addr: SocketAddr,
+    ice_tcp: bool,
+) -> Result<(std::net::UdpSocket, Option<std::net::TcpListener>), StartError> {
+    let mut last = None;
+    for _ in 0..EPHEMERAL_TRIES {
+        let socket = udp::bind(addr).map_err(|e| StartError::Udp(addr, e))?;
+        if !ice_tcp {
+            return Ok((socket, None));
+        }
+        let bound = socket.local_addr().map_err(|e| StartError::Udp(addr, e))?;
+        match tcp::bind(bound) {
+            Ok(listener) => return Ok((socket, Some(listener))),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+                last = Some((bound, e));
+            }
+            Err(e) => return Err(StartError::Tcp(bound, e)),
+        }
+    }
+    let (bound, e) = last.unwrap_or((addr, std::io::ErrorKind::AddrInUse.into()));
+    Err(StartError::Tcp(bound, e))
 }
 
 /// How long each step of a graceful shutdown may take.
@@ -142,23 +174,23 @@ impl Server {
                     .map_err(|_| StartError::Udp(addr, std::io::ErrorKind::InvalidInput.into()))?;
                 addr.set_port(port);
             }
-            let socket = udp::bind(addr).map_err(|e| StartError::Udp(addr, e))?;
+            let (socket, listener) = bind_media(addr, config.ice_tcp)?;
             let bound = socket.local_addr().map_err(|e| StartError::Udp(addr, e))?;
             let advertised = candidate.on_port(bound.port());
-            sockets.push((socket, bound, advertised));
+            sockets.push((socket, listener, bound, advertised));
         }
-        let udp_addrs: Vec<SocketAddr> = sockets.iter().map(|(_, b, _)| *b).collect();
+        let udp_addrs: Vec<SocketAddr> = sockets.iter().map(|s| s.2).collect();
         let (Some(&udp_addr), Some(advertised)) = (
             udp_addrs.first(),
-            sockets.first().and_then(|s| s.2.first().copied()),
+            sockets.first().and_then(|s| s.3.first().copied()),
         ) else {
             return Err(StartError::Udp(
                 config.udp,
                 std::io::ErrorKind::InvalidInput.into(),
             ));
         };
-        let candidates = sockets.first().map(|s| s.2.clone()).unwrap_or_default();
-        let self_check = selfcheck::report(&udp_addrs, &candidate);
+        let candidates = sockets.first().map(|s| s.3.clone()).unwrap_or_default();
+        let self_check = selfcheck::report(&udp_addrs, &candidate, config.ice_tcp);
         for w in &candidate.warnings {
             tracing::warn!("self-check: {w}");
         }
@@ -194,10 +226,18 @@ impl Server {
         let registry = signaling::Registry::default();
         let sockets_advertised: Vec<SocketAddr> = sockets
             .iter()
-            .filter_map(|s| s.2.first().copied())
+            .filter_map(|s| s.3.first().copied())
             .collect();
         let media_config = media::MediaConfig {
-            sockets: sockets.into_iter().map(|(s, _, a)| (s, a)).collect(),
+            sockets: sockets
+                .into_iter()
+                .map(|(s, l, _, a)| media::Sockets {
+                    udp: s,
+                    tcp: l,
+                    advertised: a,
+                })
+                .collect(),
+            ice_tcp: config.ice_tcp,
             spread_after: config.spread_after,
             max_rooms: config.limits.max_rooms,
             max_room_participants: config.limits.max_room_participants,

@@ -156,17 +156,26 @@ pub fn choose(
 
 /// The self-check's lines for sockets `bound` and advertised as `advertised`: one line per
 /// candidate, then the warnings.
-pub fn report(bound: &[SocketAddr], advertised: &Advertised) -> Vec<String> {
+pub fn report(bound: &[SocketAddr], advertised: &Advertised, ice_tcp: bool) -> Vec<String> {
     let mut lines = Vec::new();
+    let mut tcp = Vec::new();
     for bound in bound {
         for a in &advertised.addresses {
+            let addr = SocketAddr::new(a.ip, bound.port());
             lines.push(format!(
-                "candidate: udp {} typ host (socket {bound}; address from {})",
-                SocketAddr::new(a.ip, bound.port()),
+                "candidate: udp {addr} typ host (socket {bound}; address from {})",
                 a.source
             ));
+            if ice_tcp {
+                tcp.push(format!(
+                    "candidate: tcp {addr} typ host tcptype passive (listener {bound}; address from {})",
+                    a.source
+                ));
+            }
         }
     }
+    // The UDP candidates first, then the passive TCP ones.
+    lines.append(&mut tcp);
     for w in &advertised.warnings {
         lines.push(format!("warning: {w}"));
     }
@@ -220,7 +229,7 @@ mod tests {
             [ip("2001:db8::9"), ip("203.0.113.9"), ip("192.168.1.20")],
             "dual-stack: both families, link-local left out"
         );
-        let lines = report(&["[::]:5000".parse().unwrap()], &a);
+        let lines = report(&["[::]:5000".parse().unwrap()], &a, false);
         assert_eq!(
             lines,
             [
@@ -228,6 +237,12 @@ mod tests {
                 "candidate: udp 203.0.113.9:5000 typ host (socket [::]:5000; address from interface eth1)",
                 "candidate: udp 192.168.1.20:5000 typ host (socket [::]:5000; address from interface eth0)",
             ]
+        );
+        let lines = report(&["[::]:5000".parse().unwrap()], &a, true);
+        assert_eq!(lines.len(), 6);
+        assert_eq!(
+            lines[3],
+            "candidate: tcp [2001:db8::9]:5000 typ host tcptype passive (listener [::]:5000; address from interface eth0)"
         );
     }
 

@@ -20,6 +20,7 @@ fn the_example_file_loads_and_validates() {
     let text = std::fs::read_to_string(&path).expect("huddle.example.toml at the repository root");
     let c = parse_text(&path, &text, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.udp.port(), 50000);
+    assert!(c.ice_tcp);
     assert_eq!(
         c.public_ip,
         vec!["203.0.113.10".parse::<std::net::IpAddr>().unwrap()]

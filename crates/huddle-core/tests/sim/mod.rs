@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use huddle_core::{Datagram, Event, ParticipantId, Sfu, SfuConfig};
+use huddle_core::{Datagram, Event, ParticipantId, Sfu, SfuConfig, Transport};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
@@ -774,6 +774,7 @@ impl Net {
                     to_edge.push((from, to, bytes));
                 } else if let Some((pull, _)) = self.pull.as_mut().filter(|_| to == pull_addr) {
                     let datagram = Datagram {
+                        transport: Transport::Udp,
                         source: from,
                         destination: to,
                         contents: &bytes,
@@ -796,6 +797,7 @@ impl Net {
             }
             if !to_sfu.is_empty() {
                 let batch = to_sfu.iter().map(|(from, to, bytes)| Datagram {
+                    transport: Transport::Udp,
                     source: *from,
                     destination: *to,
                     contents: bytes,
@@ -804,6 +806,7 @@ impl Net {
             }
             if let Some(edge) = &mut self.edge {
                 let batch = to_edge.iter().map(|(from, to, bytes)| Datagram {
+                    transport: Transport::Udp,
                     source: *from,
                     destination: *to,
                     contents: bytes,
@@ -882,6 +885,7 @@ impl Net {
     /// Sends raw bytes to the SFU from an arbitrary address.
     pub fn inject(&mut self, from: &str, bytes: &[u8]) {
         let d = Datagram {
+            transport: Transport::Udp,
             source: from.parse().unwrap(),
             destination: self.sfu_addr,
             contents: bytes,

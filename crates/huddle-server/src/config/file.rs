@@ -241,6 +241,27 @@ mod tests {
     }
 
     #[test]
+    fn ice_tcp_is_on_unless_turned_off() {
+        assert!(parse_text(&path(), "", &[]).unwrap().ice_tcp);
+        let off = "ice-tcp = false";
+        assert!(!parse_text(&path(), off, &[]).unwrap().ice_tcp);
+        assert!(
+            parse_text(&path(), off, &["--ice-tcp", "true"])
+                .unwrap()
+                .ice_tcp
+        );
+        assert!(
+            !parse_text(&path(), "", &["--ice-tcp", "false"])
+                .unwrap()
+                .ice_tcp
+        );
+        let e = parse_text(&path(), "ice-tcp = \"maybe\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("huddle.toml: `ice-tcp`:"), "{e}");
+    }
+
+    #[test]
     fn cluster_options_come_from_the_file_and_are_checked() {
         let text = r#"
             redis = "redis://127.0.0.1:6379/"

@@ -95,12 +95,23 @@ pub struct WorkerExit {
     pub reason: String,
 }
 
+/// One worker's bound sockets.
+#[derive(Debug)]
+pub struct Sockets {
+    pub udp: std::net::UdpSocket,
+    /// ICE over TCP: the listener on the UDP socket's address and port.
+    pub tcp: Option<std::net::TcpListener>,
+    /// The addresses it is advertised as (one host candidate each, per transport).
+    pub advertised: Vec<SocketAddr>,
+}
+
 /// How to run the workers.
 #[derive(Debug)]
 pub struct MediaConfig {
-    /// One bound socket per worker, and the addresses it is advertised as (one host
-    /// candidate each).
-    pub sockets: Vec<(std::net::UdpSocket, Vec<SocketAddr>)>,
+    /// One worker each.
+    pub sockets: Vec<Sockets>,
+    /// Advertise passive TCP candidates (every worker has its listener).
+    pub ice_tcp: bool,
     /// Participants a room keeps on its home worker before viewers spread out.
     pub spread_after: usize,
     /// Rooms at once, and participants per room.
@@ -143,11 +154,15 @@ pub fn spawn(
     let (exits, exited) = mpsc::unbounded_channel();
     let mut configs = Vec::with_capacity(n);
     let mut binds = Vec::with_capacity(n);
-    for (index, ((socket, advertised), commands)) in
-        config.sockets.into_iter().zip(receivers).enumerate()
-    {
+    for (index, (sockets, commands)) in config.sockets.into_iter().zip(receivers).enumerate() {
+        let Sockets {
+            udp: socket,
+            tcp,
+            advertised,
+        } = sockets;
         let core = SfuConfig {
             ids: ids.clone(),
+            ice_tcp: config.ice_tcp && tcp.is_some(),
             connect_timeout: config.connect_timeout,
             speaker_focus_after: config.speaker_focus_after,
             ..SfuConfig::new(advertised.clone())
@@ -165,7 +180,7 @@ pub fn spawn(
         std::thread::Builder::new()
             .name(format!("huddle-media-{index}"))
             .spawn(move || {
-                let reason = run_thread(worker, socket);
+                let reason = run_thread(worker, socket, tcp);
                 let _ = exits.send(WorkerExit {
                     worker: index,
                     reason,
@@ -184,7 +199,11 @@ pub fn spawn(
 }
 
 /// Runs a worker on its own single-threaded runtime; returns how it ended.
-fn run_thread(worker: Worker, socket: std::net::UdpSocket) -> String {
+fn run_thread(
+    worker: Worker,
+    socket: std::net::UdpSocket,
+    tcp: Option<std::net::TcpListener>,
+) -> String {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -193,7 +212,7 @@ fn run_thread(worker: Worker, socket: std::net::UdpSocket) -> String {
         Err(e) => return format!("no runtime: {e}"),
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(worker.run(socket));
+        runtime.block_on(worker.run(socket, tcp));
     })) {
         Ok(()) => "it returned".to_owned(),
         Err(panic) => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use huddle_core::{CoreError, Datagram, MediaKind, Pull, Relay, RelayLink};
+use huddle_core::{CoreError, Datagram, MediaKind, Pull, Relay, RelayLink, Transport};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -173,7 +173,12 @@ impl Task {
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => if let Ok((n, source)) = r {
                     let contents = buf.get(..n).unwrap_or_default();
-                    let datagram = Datagram { source, destination: self.local, contents };
+                    let datagram = Datagram {
+                        transport: Transport::Udp,
+                        source,
+                        destination: self.local,
+                        contents,
+                    };
                     self.pull.handle_datagram(Instant::now(), datagram);
                 },
                 msg = self.rx.recv() => match msg {

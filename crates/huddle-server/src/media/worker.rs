@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use huddle_core::{
     Answer, CoreError, Datagram, IceRestart, MediaKind, ParticipantId, Preference, Prepared, Relay,
-    RelayLink, Sfu, SubscriptionReport, TrackId,
+    RelayLink, Sfu, SubscriptionReport, TrackId, Transport,
 };
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use super::Shared;
 use super::board::{Report, residence_histogram};
 use super::events::on_event;
+use crate::tcp::TcpMedia;
 use crate::udp;
 
 /// How often a worker writes its report to the board.
@@ -126,8 +127,8 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Runs until told to stop (or the socket fails).
-    pub(crate) async fn run(self, socket: std::net::UdpSocket) {
+    /// Runs until told to stop (or the socket fails). `tcp`: the ICE-TCP listener, if any.
+    pub(crate) async fn run(self, socket: std::net::UdpSocket, tcp: Option<std::net::TcpListener>) {
         let Worker {
             index,
             mut sfu,
@@ -146,6 +147,14 @@ impl Worker {
                 return;
             }
         };
+        let mut tcp = match tcp.map(TcpMedia::new).transpose() {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(worker = index, "media TCP listener: {e}");
+                return;
+            }
+        };
+        let mut frames: Vec<(std::net::SocketAddr, bytes::BytesMut)> = Vec::new();
         let mut links: FxHashMap<RelayLink, LinkEnd> = FxHashMap::default();
         let mut outgoing = Vec::new();
         let mut relays: Vec<Vec<(RelayLink, Relay)>> = vec![Vec::new(); shared.workers.len()];
@@ -175,6 +184,7 @@ impl Worker {
                         let datagrams = socket
                             .datagrams()
                             .map(|(source, contents)| Datagram {
+                                transport: Transport::Udp,
                                 source,
                                 destination: destinations.for_source(source),
                                 contents,
@@ -183,6 +193,22 @@ impl Worker {
                     }
                     // ICMP errors surface here on some systems: not fatal.
                     Err(e) => debug!("udp recv: {e}"),
+                },
+                first = tcp_recv(&mut tcp) => {
+                    let now = Instant::now();
+                    received = Some(now);
+                    frames.push(first);
+                    if let Some(t) = &mut tcp {
+                        frames.extend(std::iter::from_fn(|| t.try_recv()).take(udp::BATCH));
+                    }
+                    let datagrams = frames.iter().map(|(source, contents)| Datagram {
+                        transport: Transport::Tcp,
+                        source: *source,
+                        destination: destinations.for_source(*source),
+                        contents,
+                    });
+                    sfu.handle_datagrams(now, datagrams);
+                    frames.clear();
                 },
                 cmd = commands.recv() => match cmd {
                     Some(Command::Stop) | None => break,
@@ -217,6 +243,13 @@ impl Worker {
                 &mut report,
             );
             outgoing.extend(std::iter::from_fn(|| sfu.poll_transmit()));
+            // ICE-TCP transmits go on their connections (none without a listener: the core
+            // then has no TCP candidate; any that came would be dropped, never sent as UDP).
+            for t in outgoing.extract_if(.., |t| t.transport == Transport::Tcp) {
+                if let Some(tcp) = &mut tcp {
+                    tcp.send(t);
+                }
+            }
             let residence = &mut report.residence;
             socket
                 .send(&mut outgoing, |n| {
@@ -232,6 +265,9 @@ impl Worker {
             }
             if now >= next_report {
                 next_report = now + REPORT_INTERVAL;
+                if let Some(tcp) = &mut tcp {
+                    tcp.sweep(now);
+                }
                 let generation = shared.board.reset_generation();
                 if generation != reset_seen {
                     reset_seen = generation;
@@ -248,6 +284,14 @@ impl Worker {
             }
         }
         info!(worker = index, "media worker stopped");
+    }
+}
+
+/// The next frame from an ICE-TCP connection; never, without a listener.
+async fn tcp_recv(tcp: &mut Option<TcpMedia>) -> (std::net::SocketAddr, bytes::BytesMut) {
+    match tcp {
+        Some(t) => t.recv().await,
+        None => std::future::pending().await,
     }
 }
 
