@@ -678,6 +678,33 @@ mod tests {
     }
 
     #[test]
+    fn a_backlogged_pacer_lowers_the_layer_but_does_not_pause_it() {
+        let now = Instant::now();
+        let t = track(&RATES, now);
+        let high = Choice {
+            target: Some(2),
+            current: Some(2),
+            reason: Reason::Best,
+            ..Choice::default()
+        };
+        // The pacer's queue alone (no receiver report of loss): below the lowest layer,
+        // the lowest layer still, not a pause.
+        let queue_only = Link {
+            congested: true,
+            reported: false,
+            by_loss: true,
+        };
+        let p = Preference::default();
+        let d = decide(&t, &high, p, Some(100_000), queue_only, false, now);
+        assert_eq!(
+            (d.target, d.paused, d.reason),
+            (Some(0), false, Reason::Congestion)
+        );
+        let d = decide(&t, &high, p, Some(100_000), CONGESTED, false, now);
+        assert!(d.paused, "with the reports' evidence it pauses: {d:?}");
+    }
+
+    #[test]
     fn a_congested_link_steps_down_with_its_reason_and_back_up_after_settling() {
         let now = Instant::now();
         let t = track(&RATES, now);
