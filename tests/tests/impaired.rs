@@ -324,10 +324,15 @@ fn simulcast_publisher() -> ClientOptions {
 /// without a freeze over a second, while an uncapped one stays on the full layer; lifting
 /// the cap brings it back up within 15 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap (issue 13): the capped subscriber freezes 2-4 s when the cap finds it on \
-            the full layer — str0m's estimate (averaged over 3 s) stays above the cap for 1.5-2 s, \
-            half the packets are dropped at the bottleneck, and after the switch to a lower layer \
-            the link stays congested for ~2 s more; run with --ignored"]
+#[ignore = "known gap (issue 13): passes 1-2 runs in 5. Measured cause: str0m's own estimate \
+            falls within ~0.5 s of the cap and its pacer slows to it, so the full layer piles up \
+            in the pacer's queue (100-200 kB, over a second of the capped link) ahead of the \
+            lower layer's keyframe. huddle now sees the queue grow and switches down 0.76 s \
+            after the cap, stops the old layer and flushes the queue; but frames are lost at the \
+            bottleneck from ~0.2 s after the cap and the lower layer's keyframe takes 0.6-1.2 s \
+            more to arrive whole: freezes of 0.97-1.45 s (limit 1 s). Separately, a subscriber \
+            on h (not f) when the cap comes at times stays below f for 16 s after it is lifted; \
+            run with --ignored"]
 async fn a_capped_subscriber_moves_down_a_layer_and_back_up() {
     use huddle_tests::impair::Direction::Down;
     let server = start_server(None).await;

@@ -107,6 +107,9 @@ pub(crate) struct Choice {
     pub current: Option<u8>,
     /// The layer wanted; forwarding switches to it at its next keyframe.
     pub target: Option<u8>,
+    /// The current layer is no longer forwarded while the target's keyframe is awaited: the
+    /// link is congested, and every packet more of it would queue ahead of that keyframe.
+    pub abandon: bool,
     pub paused: bool,
     pub reason: Reason,
     pub switched_at: Option<Instant>,
@@ -120,6 +123,7 @@ impl Default for Choice {
         Choice {
             current: None,
             target: Some(0),
+            abandon: false,
             paused: false,
             reason: Reason::Waiting,
             switched_at: None,

@@ -31,6 +31,12 @@ const CEILING_SHARE: f64 = 0.9;
 const CEILING_HOLD: Duration = Duration::from_secs(3);
 /// A report older than this says nothing about now.
 const FRESH: Duration = Duration::from_millis(2500);
+/// Receiver reports this soon after a flush of the pacer's queue report its loss: ignored
+/// (the next report covers the interval of the flush, the report after that may in part).
+const FLUSH_GRACE: Duration = Duration::from_secs(2);
+/// A look at the pacer's queue older than this says nothing about now (it is looked at every
+/// 100 ms).
+const BACKLOG_FRESH: Duration = Duration::from_millis(500);
 
 /// One outgoing media section's last report.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +58,12 @@ pub(crate) struct Downlink {
     ceiling: Option<(u64, Instant)>,
     /// When the last congested report came.
     congested_at: Option<Instant>,
+    /// When the pacer's queue last showed the link congested ([`crate::pacer_queue`]), and
+    /// the ceiling it set, until when that holds.
+    backlogged_at: Option<Instant>,
+    backlog_ceiling: Option<(u64, Instant)>,
+    /// When the pacer's queue was last flushed on a switch down.
+    flushed_at: Option<Instant>,
 }
 
 impl Downlink {
@@ -90,6 +102,14 @@ impl Downlink {
         if !reported {
             return false;
         }
+        if self
+            .flushed_at
+            .is_some_and(|f| now.saturating_duration_since(f) < FLUSH_GRACE)
+        {
+            // The loss of a flush is its own (the old layer dropped at the bottleneck), not
+            // a measure of what the new layer gets through.
+            return false;
+        }
         let fresh = || {
             self.samples
                 .values()
@@ -121,6 +141,28 @@ impl Downlink {
         held != Some(value) || held.is_none()
     }
 
+    /// The pacer's queue shows the link congested, carrying about `value` bits per second.
+    /// True when that set a ceiling. A ceiling already held stands: once the layers have
+    /// come down, what the pacer sends while its estimate recovers from the loss says little
+    /// about the link (measured: a tenth of it), and only receiver reports lower it further.
+    pub(crate) fn backlogged(&mut self, value: u64, now: Instant) -> bool {
+        self.backlogged_at = Some(now);
+        if self.backlog_ceiling(now).is_some() {
+            return false;
+        }
+        self.backlog_ceiling = Some((value, now + CEILING_HOLD));
+        true
+    }
+
+    /// What the pacer's queue says the subscriber can take at most, while it holds. Only
+    /// simulcast video can act on it (by switching down): the receiver of a single encoding
+    /// cannot be sent less, and holding its resends back for it loses packets for good.
+    pub(crate) fn backlog_ceiling(&self, now: Instant) -> Option<u64> {
+        self.backlog_ceiling
+            .filter(|(_, until)| now < *until)
+            .map(|(value, _)| value)
+    }
+
     /// What the subscriber can take at most, while its link is known to be congested.
     pub(crate) fn ceiling(&self, now: Instant) -> Option<u64> {
         self.ceiling
@@ -130,6 +172,22 @@ impl Downlink {
 
     /// The last report said the link was congested (not just that it was, a while ago).
     pub(crate) fn congested(&self, now: Instant) -> bool {
+        self.backlogged_now(now) || self.reported_congested(now)
+    }
+
+    /// The pacer's queue was flushed (see [`crate::participant::Participant::flush_paced`]).
+    pub(crate) fn flushed(&mut self, now: Instant) {
+        self.flushed_at = Some(now);
+    }
+
+    /// The pacer's queue showed the link congested just now.
+    fn backlogged_now(&self, now: Instant) -> bool {
+        self.backlogged_at
+            .is_some_and(|at| now.saturating_duration_since(at) <= BACKLOG_FRESH)
+    }
+
+    /// The last receiver report said the link was congested.
+    pub(crate) fn reported_congested(&self, now: Instant) -> bool {
         self.congested_at
             .is_some_and(|at| now.saturating_duration_since(at) <= FRESH)
             && self.latest_congested()

@@ -84,6 +84,7 @@ mod ids;
 pub mod keyframe;
 pub mod layer;
 mod out;
+mod pacer_queue;
 pub mod participant;
 mod picture;
 mod pull;

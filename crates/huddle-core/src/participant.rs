@@ -21,6 +21,7 @@ use crate::demux::Remote;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::downlink::Downlink;
 use crate::out::Out;
+use crate::pacer_queue::PacerQueue;
 use crate::red;
 use crate::room::negotiation::PendingOffer;
 use crate::subscription::Subscription;
@@ -105,6 +106,10 @@ pub struct Participant {
     pub(crate) downlink: Downlink,
     /// Its video resends are held to the congested share.
     pub(crate) rtx_congested: bool,
+    /// What its `Rtc`'s pacer queue says about its downlink, and the bytes that `Rtc` sent
+    /// so far.
+    pub(crate) pacer_queue: PacerQueue,
+    pub(crate) sent_bytes: u64,
     /// Per outgoing `mid`: NACKs received and packets sent (retransmissions included), as
     /// str0m last reported them; and retransmissions counted so far.
     pub(crate) egress: FxHashMap<Mid, (u64, u64)>,
@@ -193,6 +198,8 @@ impl Participant {
             bwe_asked: None,
             downlink: Downlink::default(),
             rtx_congested: false,
+            pacer_queue: PacerQueue::default(),
+            sent_bytes: 0,
             egress: FxHashMap::default(),
             resent: 0,
             ingress_nacks: FxHashMap::default(),
@@ -293,10 +300,14 @@ impl Participant {
         let Some(sub) = self.subscriptions.get_mut(slot) else {
             return Forwarded::Dropped;
         };
-        let mut switched = false;
+        let (mut switched, mut flushed) = (false, false);
         if sub.kind == MediaKind::Video {
             let choice = &mut sub.choice;
             if choice.paused {
+                return Forwarded::Dropped;
+            }
+            if choice.abandon && Some(p.layer) == choice.current && choice.target != choice.current
+            {
                 return Forwarded::Dropped;
             }
             if Some(p.layer) != choice.current {
@@ -307,11 +318,16 @@ impl Participant {
                     return Forwarded::WaitingForKeyframe(p.layer);
                 }
                 // The target layer's keyframe: switch to it here, seamlessly.
+                debug!(participant = %self.id, mid = %sub.mid, from = ?choice.current, to = p.layer, "layer switched at its keyframe");
                 switched = choice.current.is_some();
                 choice.current = Some(p.layer);
+                flushed = std::mem::replace(&mut choice.abandon, false);
                 choice.switched_at = Some(now);
                 sub.backlog.clear();
             }
+        }
+        if flushed {
+            self.flush_paced(slot, false, now);
         }
         if switched {
             self.forget_resends(slot);
@@ -357,6 +373,23 @@ impl Participant {
         }
     }
 
+    /// While the layer of the subscription in `slot` is abandoned on a congested link
+    /// (`flush`), its send stream is unpaced: what str0m's pacer still holds of the old layer
+    /// goes out at once, to be dropped at the bottleneck rather than queued ahead of the new
+    /// layer's keyframe for as long as the narrowed link takes to carry it (a second and
+    /// more, measured). Paced again from the new layer's keyframe on.
+    pub(crate) fn flush_paced(&mut self, slot: usize, flush: bool, now: Instant) {
+        if flush {
+            self.downlink.flushed(now);
+        }
+        let Some(ssrc) = self.subscriptions.get(slot).and_then(|s| s.tx_ssrc) else {
+            return;
+        };
+        if let Some(tx) = self.rtc.direct_api().stream_tx(&ssrc) {
+            tx.set_unpaced(flush);
+        }
+    }
+
     /// Whether its video resends are held to the congested share (see [`Self::forget_resends`]);
     /// a change empties the histories.
     pub(crate) fn set_rtx_congested(&mut self, congested: bool) {
@@ -373,6 +406,38 @@ impl Participant {
         for slot in slots {
             self.forget_resends(slot);
         }
+    }
+
+    /// Looks at its pacer's video queues when a look is due (see [`crate::pacer_queue`]);
+    /// true when they show the link congested with a new or lower ceiling, which the layer
+    /// allocation must hear at once.
+    pub(crate) fn check_pacer_queue(&mut self, now: Instant) -> bool {
+        if !self.bwe || !self.connected || !self.pacer_queue.due(now) {
+            return false;
+        }
+        let (mut queued, mut oldest) = (0u64, None::<Duration>);
+        let mut api = self.rtc.direct_api();
+        for (_, sub) in &self.subscriptions {
+            let (MediaKind::Video, Some(_), Some(ssrc)) = (sub.kind, sub.track, sub.tx_ssrc) else {
+                continue;
+            };
+            let Some(info) = api.stream_tx(&ssrc).and_then(|tx| tx.queue_info()) else {
+                continue;
+            };
+            queued += info.byte_size() as u64;
+            if let Some(first) = info.first_unsent() {
+                let waited = now.saturating_duration_since(first);
+                oldest = Some(oldest.map_or(waited, |o| o.max(waited)));
+            }
+        }
+        let Some(ceiling) = self
+            .pacer_queue
+            .sample(now, self.sent_bytes, queued, oldest)
+        else {
+            return false;
+        };
+        debug!(participant = %self.id, queued, ?oldest, ceiling, "pacer queue congested");
+        self.downlink.backlogged(ceiling, now)
     }
 
     /// Queues packets (a replayed GOP) ahead of live ones; they leave at the catch-up pace.
@@ -533,6 +598,7 @@ impl Participant {
                     return;
                 }
                 Output::Transmit(t) => {
+                    self.sent_bytes += t.contents.len() as u64;
                     // Two comparisons per packet once the pair is known.
                     let transport = Transport::of(t.proto);
                     self.diag.sent(

@@ -64,8 +64,11 @@ struct Decision {
 /// What the receiver reports say about the subscriber's link (see [`crate::downlink`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Link {
-    /// The latest reports show congestion: the evidence a pause needs.
+    /// The latest reports or the pacer's queue show congestion.
     congested: bool,
+    /// The latest receiver reports show congestion: the evidence a pause needs (what the
+    /// pacer's queue lets out, measured over a fraction of a second, is not).
+    reported: bool,
     /// The loss-based ceiling, not the estimate, is what limits the budget.
     by_loss: bool,
 }
@@ -94,10 +97,20 @@ impl Room {
                 .map_or(u64::MAX, |(w, h)| u64::from(w) * u64::from(h));
             (pref.pin.is_none(), std::cmp::Reverse(area), *slot)
         });
-        // The estimate lags a link that narrowed; the receiver reports do not.
-        let ceiling = p.downlink.ceiling(now);
+        // The estimate lags a link that narrowed; the receiver reports and the pacer's queue
+        // do not. Resends are held back only on the reports' evidence.
+        let reported_ceiling = p.downlink.ceiling(now);
+        let simulcast = video
+            .iter()
+            .any(|(_, t, _)| self.tracks.get(t).is_some_and(Track::is_simulcast));
+        let queue_ceiling = p.downlink.backlog_ceiling(now).filter(|_| simulcast);
+        let ceiling = match (reported_ceiling, queue_ceiling) {
+            (Some(r), Some(q)) => Some(r.min(q)),
+            (r, q) => r.or(q),
+        };
         let link = Link {
             congested: p.downlink.congested(now),
+            reported: p.downlink.reported_congested(now),
             by_loss: ceiling.is_some_and(|c| p.estimate.is_none_or(|e| c < e)),
         };
         let limit = match (p.estimate, ceiling) {
@@ -120,6 +133,7 @@ impl Room {
         }
         let mut keyframes = Vec::new();
         let mut forget = Vec::new();
+        let mut flush = Vec::new();
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
@@ -144,6 +158,14 @@ impl Room {
                     forget.push(slot);
                 }
             }
+            // On a congested link the layer left behind stops at once: its packets would
+            // only queue ahead of the new layer's keyframe.
+            let abandon =
+                link.congested && !d.paused && d.target.is_some() && d.target != c.current;
+            if abandon != c.abandon {
+                flush.push((slot, abandon));
+            }
+            c.abandon = abandon;
             c.target = d.target;
             c.paused = d.paused;
             c.reason = d.reason;
@@ -152,7 +174,10 @@ impl Room {
         for slot in forget {
             p.forget_resends(slot);
         }
-        p.set_rtx_congested(ceiling.is_some());
+        for (slot, abandon) in flush {
+            p.flush_paced(slot, abandon, now);
+        }
+        p.set_rtx_congested(reported_ceiling.is_some());
         p.allocate_due = (!video.is_empty()).then_some(now + REALLOCATE_EVERY);
         if p.bwe && !video.is_empty() {
             // Probe towards what the subscriber would like, with room to spare (the estimate
@@ -391,7 +416,7 @@ fn decide(
             PAUSE_BELOW
         };
         let short = (budget as f64) < rate(lowest) as f64 * threshold;
-        let pause = t.is_simulcast() && short && (choice.paused || link.congested);
+        let pause = t.is_simulcast() && short && (choice.paused || link.reported);
         return Decision {
             target: Some(lowest),
             paused: pause,
@@ -587,6 +612,7 @@ mod tests {
 
     const CONGESTED: Link = Link {
         congested: true,
+        reported: true,
         by_loss: true,
     };
 
@@ -649,6 +675,33 @@ mod tests {
         // The reports show loss as well: paused.
         let d = decide(&t, &low, p, Some(100_000), CONGESTED, false, now);
         assert!(d.paused, "{d:?}");
+    }
+
+    #[test]
+    fn a_backlogged_pacer_lowers_the_layer_but_does_not_pause_it() {
+        let now = Instant::now();
+        let t = track(&RATES, now);
+        let high = Choice {
+            target: Some(2),
+            current: Some(2),
+            reason: Reason::Best,
+            ..Choice::default()
+        };
+        // The pacer's queue alone (no receiver report of loss): below the lowest layer,
+        // the lowest layer still, not a pause.
+        let queue_only = Link {
+            congested: true,
+            reported: false,
+            by_loss: true,
+        };
+        let p = Preference::default();
+        let d = decide(&t, &high, p, Some(100_000), queue_only, false, now);
+        assert_eq!(
+            (d.target, d.paused, d.reason),
+            (Some(0), false, Reason::Congestion)
+        );
+        let d = decide(&t, &high, p, Some(100_000), CONGESTED, false, now);
+        assert!(d.paused, "with the reports' evidence it pauses: {d:?}");
     }
 
     #[test]

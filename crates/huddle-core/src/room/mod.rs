@@ -244,7 +244,8 @@ impl Room {
             cx.out.counters.packets_forwarded += p.drain_backlogs(now);
             p.drive(now, cx.out, &mut self.internal);
         }
-        let allocate = p.allocate_due.is_some_and(|d| d <= now);
+        // The pacer's queue shows a narrowed link long before the estimate does.
+        let allocate = p.check_pacer_queue(now) || p.allocate_due.is_some_and(|d| d <= now);
         if p.keyframe_due.is_some_and(|d| d <= now) {
             p.keyframe_due = None;
             self.send_due_keyframe_requests(cx, id);
