@@ -220,10 +220,11 @@ fn quiet() -> (Option<String>, Reason) {
     (Some("q".into()), Reason::NotSpeaking)
 }
 
-#[test]
-fn in_a_large_room_only_recent_speakers_keep_the_high_layer() {
+/// Ada, Ben and Cy publish simulcast cameras, Ada speaking, to a member viewer, with speaker
+/// focus after `focus_after` videos; run for 2 s. Returns the net, the publishers, the viewer.
+fn three_cameras(focus_after: usize) -> (Net, [usize; 3], usize) {
     let mut net = Net::with_config(|c| huddle_core::SfuConfig {
-        speaker_focus_after: 2,
+        speaker_focus_after: focus_after,
         ..c
     });
     let a = net.simulcast_publisher("ada", "room");
@@ -234,6 +235,12 @@ fn in_a_large_room_only_recent_speakers_keep_the_high_layer() {
     net.peers[b].audio_level = Some(-90);
     net.peers[c].audio_level = Some(-90);
     net.run(Duration::from_secs(2));
+    (net, [a, b, c], v)
+}
+
+#[test]
+fn in_a_large_room_only_recent_speakers_keep_the_high_layer() {
+    let (mut net, [a, b, c], v) = three_cameras(2);
     assert_eq!(layer_of(&net, v, a), high(), "the speaker");
     assert_eq!(layer_of(&net, v, b), quiet());
     assert_eq!(layer_of(&net, v, c), quiet());
@@ -275,18 +282,7 @@ fn in_a_large_room_only_recent_speakers_keep_the_high_layer() {
 
 #[test]
 fn a_room_with_few_videos_keeps_every_layer() {
-    let mut net = Net::with_config(|c| huddle_core::SfuConfig {
-        speaker_focus_after: 4,
-        ..c
-    });
-    let a = net.simulcast_publisher("ada", "room");
-    let b = net.simulcast_publisher("ben", "room");
-    let c = net.simulcast_publisher("cy", "room");
-    let v = net.member("viewer", "room");
-    net.peers[a].audio_level = Some(-20);
-    net.peers[b].audio_level = Some(-90);
-    net.peers[c].audio_level = Some(-90);
-    net.run(Duration::from_secs(2));
+    let (net, [a, b, c], v) = three_cameras(4);
     for p in [a, b, c] {
         assert_eq!(layer_of(&net, v, p), high());
     }

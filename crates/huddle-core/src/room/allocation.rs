@@ -478,6 +478,16 @@ mod tests {
     use str0m::rtp::ExtensionValues;
 
     use super::*;
+
+    /// A choice settled on `layer` for `reason`.
+    fn on(layer: u8, reason: Reason) -> Choice {
+        Choice {
+            target: Some(layer),
+            current: Some(layer),
+            reason,
+            ..Choice::default()
+        }
+    }
     use crate::track::{Packet, Source};
     use crate::{ParticipantId, TrackId};
 
@@ -542,12 +552,7 @@ mod tests {
         let now = Instant::now();
         let t = track(&RATES, now);
         let p = Preference::default();
-        let mut c = Choice {
-            target: Some(1),
-            current: Some(1),
-            reason: Reason::Bandwidth,
-            ..Choice::default()
-        };
+        let mut c = on(1, Reason::Bandwidth);
         let d = decide(&t, &c, p, Some(2_000_000), Link::default(), false, now);
         assert_eq!(
             (d.target, d.reason),
@@ -592,12 +597,7 @@ mod tests {
     fn a_layer_held_back_by_the_tile_moves_up_at_once_when_the_tile_grows() {
         let now = Instant::now();
         let t = track(&RATES, now);
-        let c = Choice {
-            target: Some(0),
-            current: Some(0),
-            reason: Reason::TileSize,
-            ..Choice::default()
-        };
+        let c = on(0, Reason::TileSize);
         let d = decide(
             &t,
             &c,
@@ -656,12 +656,7 @@ mod tests {
         let now = Instant::now();
         let t = track(&RATES, now);
         let p = Preference::default();
-        let low = Choice {
-            target: Some(0),
-            current: Some(0),
-            reason: Reason::Congestion,
-            ..Choice::default()
-        };
+        let low = on(0, Reason::Congestion);
         // The estimate overshot below the lowest layer, which gets through cleanly: kept.
         let d = decide(&t, &low, p, Some(100_000), Link::default(), false, now);
         assert_eq!(
@@ -681,12 +676,7 @@ mod tests {
     fn a_backlogged_pacer_lowers_the_layer_but_does_not_pause_it() {
         let now = Instant::now();
         let t = track(&RATES, now);
-        let high = Choice {
-            target: Some(2),
-            current: Some(2),
-            reason: Reason::Best,
-            ..Choice::default()
-        };
+        let high = on(2, Reason::Best);
         // The pacer's queue alone (no receiver report of loss): below the lowest layer,
         // the lowest layer still, not a pause.
         let queue_only = Link {
@@ -709,12 +699,7 @@ mod tests {
         let now = Instant::now();
         let t = track(&RATES, now);
         let p = Preference::default();
-        let high = Choice {
-            target: Some(2),
-            current: Some(2),
-            reason: Reason::Best,
-            ..Choice::default()
-        };
+        let high = on(2, Reason::Best);
         // The budget the ceiling leaves (what got through, less audio) holds only q.
         let d = decide(&t, &high, p, Some(386_000), CONGESTED, false, now);
         assert_eq!(
@@ -754,12 +739,7 @@ mod tests {
         let now = Instant::now();
         let t = track(&RATES, now);
         let p = Preference::default();
-        let high = Choice {
-            target: Some(2),
-            current: Some(2),
-            reason: Reason::Best,
-            ..Choice::default()
-        };
+        let high = on(2, Reason::Best);
         let d = decide(&t, &high, p, Some(3_000_000), Link::default(), true, now);
         assert_eq!(
             (d.target, d.reason),

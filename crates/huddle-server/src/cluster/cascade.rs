@@ -5,7 +5,7 @@
 //! as a WHEP viewer there with a node credential, and fans it out to its own viewers
 //! ([`crate::media::pull`]). A node's pull is never spilled.
 
-use super::{Cluster, REDIS_WAIT, Route, registry};
+use super::{Cluster, REDIS_WAIT, Route, placement, registry};
 
 /// The query parameter a room's node adds when it sends a viewer elsewhere.
 pub const SPILLED: &str = "spilled=1";
@@ -89,10 +89,6 @@ impl Cluster {
             .await
             .ok()?
             .ok()?;
-        nodes
-            .into_iter()
-            .filter(|n| n.id != inner.id)
-            .min_by(|a, b| a.load().total_cmp(&b.load()))
-            .map(|n| (n.id, n.url))
+        placement::least_loaded_other(&inner.id, &nodes).map(|n| (n.id.clone(), n.url.clone()))
     }
 }

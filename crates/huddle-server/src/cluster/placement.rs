@@ -24,14 +24,18 @@ const REFRESH: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 /// difference under one participant, stays on `me`, so a room stays where its first request
 /// arrived unless another node is clearly less busy.
 pub fn choose<'a>(me: &'a NodeRecord, nodes: &'a [NodeRecord]) -> &'a NodeRecord {
-    let least = nodes
-        .iter()
-        .filter(|n| n.id != me.id)
-        .min_by(|a, b| a.load().total_cmp(&b.load()).then_with(|| a.id.cmp(&b.id)));
-    match least {
+    match least_loaded_other(&me.id, nodes) {
         Some(other) if other.load() + 1.0 <= me.load() => other,
         _ => me,
     }
+}
+
+/// The least-loaded of `nodes` other than node `me` (ties: the smaller id).
+pub fn least_loaded_other<'a>(me: &str, nodes: &'a [NodeRecord]) -> Option<&'a NodeRecord> {
+    nodes
+        .iter()
+        .filter(|n| n.id != me)
+        .min_by(|a, b| a.load().total_cmp(&b.load()).then_with(|| a.id.cmp(&b.id)))
 }
 
 /// The node id a room is placed on, if any.
