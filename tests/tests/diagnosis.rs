@@ -11,7 +11,9 @@ use huddle_server::Config;
 use huddle_tests::{eventually, start_with, str0m_offer};
 use serde_json::Value;
 
-/// Every log line of this test binary, as JSON (one object per line).
+/// Every log line of this test binary, as JSON (one object per line). Every test here calls
+/// it before starting a server: the first subscriber installed in the process wins, and the
+/// shared test set-up would otherwise install its own.
 fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -269,6 +271,7 @@ where
 async fn a_member_asks_for_its_diagnosis_over_the_room_socket() {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
+    logs();
     let server = start_with(Config::ephemeral()).await;
     let url = format!(
         "{}/rooms/asking/ws",
