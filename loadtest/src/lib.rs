@@ -4,6 +4,7 @@
 //! - [`scenario`]: `broadcast` (1 → N), `ramp` (N grows until a limit), `meeting` (R rooms × N participants over the room WebSocket).
 //! - [`procstat`]: server and harness CPU time and RSS from `/proc`.
 //! - [`floor`]: the per-packet hardware floor (AES-128-GCM seal + batched UDP send).
+//! - [`server_window`]: huddle's own figures for a window (residence time, fan-out per worker).
 //! - [`sut`]: huddle (WHIP/WHEP) as the system under test; [`janus`]: Janus's VideoRoom.
 //! - [`compare`]: `broadcast --sut huddle,janus`, interleaved runs side by side.
 //! - [`report`], [`plot`]: tables, JSON and the ramp SVG.
@@ -26,4 +27,5 @@ pub mod plot;
 pub mod procstat;
 pub mod report;
 pub mod scenario;
+pub mod server_window;
 pub mod sut;

@@ -56,6 +56,9 @@ pub struct BroadcastReport {
     pub lean_sample_one_in: Option<u32>,
     pub harness_threads: usize,
     pub window: Window,
+    /// The server's own figures for the window (huddle only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<crate::server_window::ServerWindow>,
     pub joins: Joins,
     pub memory: Memory,
     /// Set by `floor --with broadcast`.
@@ -170,6 +173,9 @@ impl BroadcastReport {
             );
         }
         print_window(&self.window);
+        if let Some(s) = &self.server {
+            s.print();
+        }
         print_joins(&self.joins, "POST");
         print_memory(&self.memory);
         if let Some(r) = self.ratio_to_floor {

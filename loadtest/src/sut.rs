@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use huddle_client::{ClientError, ClientOptions, Publisher, Viewer};
 
+use crate::server_window::ServerCounters;
+
 /// Why a publish or view did not work.
 #[derive(Debug, thiserror::Error)]
 pub enum SutError {
@@ -30,6 +32,9 @@ pub enum SutError {
 /// What [`Sut`]'s operations return: owned, so scenarios can spawn them.
 pub type SutFuture<T> = Pin<Box<dyn Future<Output = Result<T, SutError>> + Send + 'static>>;
 
+/// The server's own counters, when it has them ([`Sut::counters`]).
+pub type CountersFuture = Pin<Box<dyn Future<Output = Option<ServerCounters>> + Send + 'static>>;
+
 /// Something that forwards WebRTC media from publishers to viewers.
 pub trait Sut: Send + Sync {
     /// Short name for reports.
@@ -46,6 +51,11 @@ pub trait Sut: Send + Sync {
     /// huddle's room WebSocket of `room` (`ws://…/rooms/{room}/ws`), if the SUT has one.
     fn room_ws_url(&self, _room: &str) -> Option<String> {
         None
+    }
+    /// The server's own counters (huddle: `/debug/stats`), `reset` restarting its
+    /// residence histograms first; `None` for a SUT without them.
+    fn counters(&self, _reset: bool) -> CountersFuture {
+        Box::pin(async { None })
     }
     /// The process whose CPU and memory are measured, if known.
     fn pid(&self) -> Option<u32>;
@@ -80,6 +90,11 @@ impl HuddleUrls {
         // http → ws, https → wss.
         format!("{}/rooms/{room}/ws", self.base.replacen("http", "ws", 1))
     }
+
+    fn counters(&self, reset: bool) -> CountersFuture {
+        let base = self.base.clone();
+        Box::pin(async move { crate::server_window::fetch(&base, reset).await })
+    }
 }
 
 /// A huddle server that is already running (`--url`), not started or stopped by us.
@@ -111,6 +126,9 @@ impl Sut for ExternalHuddle {
     }
     fn room_ws_url(&self, room: &str) -> Option<String> {
         Some(self.urls.room_ws_url(room))
+    }
+    fn counters(&self, reset: bool) -> CountersFuture {
+        self.urls.counters(reset)
     }
     fn pid(&self) -> Option<u32> {
         self.pid
@@ -152,9 +170,9 @@ fn free_udp_port() -> std::io::Result<u16> {
 }
 
 impl HuddleProcess {
-    /// Starts `bin` on free loopback ports without access tokens (pinned to `pin` with
-    /// `taskset -c` if given, `extra` appended to its arguments) and waits up to 20 s for
-    /// `GET /healthz`.
+    /// Starts `bin` on free loopback ports without access tokens or per-address limits
+    /// (pinned to `pin` with `taskset -c` if given, `extra` appended to its arguments) and
+    /// waits up to 20 s for `GET /healthz`.
     pub async fn start(bin: &Path, pin: Option<usize>, extra: &[String]) -> Result<Self, String> {
         let http = SocketAddr::from(([127, 0, 0, 1], free_tcp_port().map_err(|e| e.to_string())?));
         let udp = SocketAddr::from(([127, 0, 0, 1], free_udp_port().map_err(|e| e.to_string())?));
@@ -171,6 +189,9 @@ impl HuddleProcess {
             .arg("--udp")
             .arg(udp.to_string())
             .arg("--no-auth")
+            // Every peer comes from 127.0.0.1: the per-address limits would refuse the load.
+            .args(["--max-sessions-per-ip", "1000000"])
+            .args(["--posts-per-second-per-ip", "1000000"])
             .args(extra)
             .env_remove("HUDDLE_TOKEN")
             .env_remove("HUDDLE_PUBLIC_IP")
@@ -237,6 +258,9 @@ impl Sut for HuddleProcess {
     }
     fn room_ws_url(&self, room: &str) -> Option<String> {
         Some(self.urls.room_ws_url(room))
+    }
+    fn counters(&self, reset: bool) -> CountersFuture {
+        self.urls.counters(reset)
     }
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|_| self.pid)

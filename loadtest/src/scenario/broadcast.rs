@@ -4,6 +4,7 @@
 use super::{Fleet, Joins, Memory, RunOptions, Window, measure};
 use crate::procstat::rss_of;
 use crate::report::BroadcastReport;
+use crate::server_window;
 use crate::sut::Sut;
 
 /// Runs the scenario against `sut` and returns the report (peers closed, SUT left running).
@@ -26,7 +27,9 @@ pub async fn run(
     }
     // Let join-time keyframe requests and bursts pass before measuring.
     tokio::time::sleep(opts.settle_pause()).await;
+    let counters = server_window::open(sut).await;
     let window: Window = measure(&fleet, pid, opts.seconds, opts.progress, "broadcast").await;
+    let server = server_window::close(sut, counters).await;
     let joins = Joins::of(&fleet);
     let memory = Memory::of(pid, baseline, fleet.viewer_count() + 1);
     fleet.close(sut).await;
@@ -37,6 +40,7 @@ pub async fn run(
         lean_sample_one_in: opts.lean.map(|l| l.sample_one_in),
         harness_threads,
         window,
+        server,
         joins,
         memory,
         ratio_to_floor: None,

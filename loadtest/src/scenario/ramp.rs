@@ -43,6 +43,9 @@ impl Default for RampOptions {
 pub struct Step {
     pub subscribers: usize,
     pub window: Window,
+    /// The server's own figures for the step's window (huddle only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<crate::server_window::ServerWindow>,
     pub server_rss_bytes: Option<u64>,
     /// Why the ramp stopped after this step, if it did.
     pub stop: Option<String>,
@@ -133,7 +136,9 @@ pub async fn run(
         let settled = fleet.settle(opts.settle_timeout).await;
         tokio::time::sleep(opts.settle_pause()).await;
         let label = format!("ramp {subscribers}");
+        let counters = crate::server_window::open(sut).await;
         let window = measure(&fleet, pid, ramp.step_seconds, opts.progress, &label).await;
+        let server = crate::server_window::close(sut, counters).await;
         let mut stop = check(&window, ramp, opts, best_pub_rate);
         if stop.is_none() && fleet.join_failures.len() > before {
             stop = Some(format!(
@@ -169,6 +174,7 @@ pub async fn run(
         steps.push(Step {
             subscribers,
             window,
+            server,
             server_rss_bytes: pid.and_then(rss_of),
             stop,
         });
@@ -204,7 +210,7 @@ impl RampReport {
             self.media.fps
         );
         println!(
-            "  {:>6} {:>8} {:>11} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>10} {:>8}",
+            "  {:>6} {:>8} {:>11} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
             "subs",
             "tracks",
             "fwd pkt/s",
@@ -214,13 +220,14 @@ impl RampReport {
             "µs/pkt",
             "lat p50",
             "lat p99",
+            "res p99",
             "harn CPU",
             "others"
         );
         for s in &self.steps {
             let w = &s.window;
             println!(
-                "  {:>6} {:>8} {:>11.0} {:>8.3} {:>9.3} {:>8} {:>9.2} {:>9.0} {:>9.0} {:>10} {:>8}",
+                "  {:>6} {:>8} {:>11.0} {:>8.3} {:>9.3} {:>8} {:>9.2} {:>9.0} {:>9.0} {:>9} {:>10} {:>8}",
                 s.subscribers,
                 format!("{}/{}", w.down_tracks_receiving, w.down_tracks_expected),
                 w.forwarded_packets_per_s,
@@ -230,6 +237,9 @@ impl RampReport {
                 w.server_cpu_us_per_forwarded_packet.unwrap_or(f64::NAN),
                 w.latency_us.p50,
                 w.latency_us.p99,
+                s.server
+                    .as_ref()
+                    .map_or("n/a".into(), |r| r.residence_us.p99.to_string()),
                 fmt_pct(w.harness_cpu_pct),
                 fmt_pct(w.others_cpu_pct),
             );
