@@ -68,6 +68,8 @@ export class Call {
     this.state = 'new';
     this.t0 = performance.now();
     this.timings = {};
+    // Receivers of every m-line so far (a re-used one first reports its previous stream).
+    this.seenReceivers = new WeakSet();
     this.statsTimer = null;
     this.statsBusy = false;
   }
@@ -392,14 +394,23 @@ export class Call {
     }
   }
 
-  /** Polls a new video receiver quickly until it decodes its first frame. */
+  /**
+   * Polls a new video receiver quickly until it decodes its first frame. A re-used m-line's
+   * receiver first reports its previous stream: what counts is a frame of another stream, or
+   * a count that moves on from the one seen at the start.
+   */
   async watchFirstFrame(p, entry) {
     const deadline = performance.now() + 30000;
+    // A receiver seen for the first time has no earlier stream to discount.
+    let start = this.seenReceivers.has(entry.receiver) ? null : { ssrc: null, frames: 0 };
+    this.seenReceivers.add(entry.receiver);
     while (performance.now() < deadline && this.state !== 'left') {
       if (p.receivers.get(entry.receiver.track.id) !== entry) return;
       try {
         const s = await sampleReceiver(entry.receiver, null);
-        if (s.framesDecoded > 0) {
+        start = start || { ssrc: s.ssrc, frames: s.framesDecoded };
+        const fresh = s.ssrc !== start.ssrc ? s.framesDecoded > 0 : s.framesDecoded > start.frames;
+        if (fresh) {
           entry.firstDecodedAt = performance.now();
           if (!p.firstDecodedAt) p.firstDecodedAt = entry.firstDecodedAt;
           this.note('first-frame', {

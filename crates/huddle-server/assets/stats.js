@@ -24,19 +24,26 @@ function rttFrom(report) {
  * Samples one receiver. `prev` is the previous sample for it (or undefined); returns the
  * new sample, which carries what the next call needs for rates.
  */
+function fresher(a, b) {
+  const last = (s) => s.lastPacketReceivedTimestamp || 0;
+  return last(a) !== last(b) ? last(a) > last(b) : (a.bytesReceived || 0) > (b.bytesReceived || 0);
+}
+
 export async function sampleReceiver(receiver, prev) {
   const report = await receiver.getStats();
   let inbound = null;
   report.forEach((s) => {
     if (s.type === 'inbound-rtp' && !s.isRemote) {
-      // One per receiver; keep the one with the most bytes if a browser reports more.
-      if (!inbound || (s.bytesReceived || 0) > (inbound.bytesReceived || 0)) inbound = s;
+      // A re-used receiver keeps reporting the stream of its previous track: keep the one
+      // that received last (then the one with the most bytes).
+      if (!inbound || fresher(s, inbound)) inbound = s;
     }
   });
   const now = inbound ? inbound.timestamp : performance.now();
   const sample = {
     kind: receiver.track ? receiver.track.kind : inbound && inbound.kind,
     timestamp: now,
+    ssrc: inbound ? inbound.ssrc : null,
     bytesReceived: inbound ? inbound.bytesReceived || 0 : 0,
     packetsReceived: inbound ? inbound.packetsReceived || 0 : 0,
     packetsLost: inbound ? inbound.packetsLost || 0 : 0,
