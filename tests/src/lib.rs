@@ -75,3 +75,17 @@ pub fn str0m_offer(direction: str0m::media::Direction) -> String {
         None => panic!("str0m made no offer"),
     }
 }
+
+/// The rows of `GET /rooms/{room}/subscriptions` (none when the request fails).
+pub async fn subscriptions(base: &str, room: &str) -> Vec<serde_json::Value> {
+    let url = format!("{base}/rooms/{room}/subscriptions");
+    let Ok(resp) = reqwest::get(&url).await else {
+        return Vec::new();
+    };
+    let text = resp.text().await.unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    body["subscriptions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}

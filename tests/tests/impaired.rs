@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use huddle_client::{ClientOptions, Publisher, SendLayer, StreamStats, Viewer, ViewerStats};
 use huddle_tests::impair::{Impairment, Loss, Relay, connect_publisher, connect_viewer};
-use huddle_tests::start_server;
+use huddle_tests::{start_server, subscriptions};
 
 const CONNECT: Duration = Duration::from_secs(10);
 /// Time after everyone connected before the window opens (first keyframes, GOP replay).
@@ -249,20 +249,6 @@ async fn viewers_see_what_huddle_recovered_from_a_lossy_publisher() {
     let bad: Vec<String> = viewers.iter().flat_map(|f| f.check(clean)).collect();
     assert!(bad.is_empty(), "{bad:#?}");
     server.shutdown().await;
-}
-
-/// The rows of `GET /rooms/{room}/subscriptions`.
-async fn subscriptions(base: &str, room: &str) -> Vec<serde_json::Value> {
-    let url = format!("{base}/rooms/{room}/subscriptions");
-    let Ok(resp) = reqwest::get(&url).await else {
-        return Vec::new();
-    };
-    let text = resp.text().await.unwrap_or_default();
-    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    body["subscriptions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// The subscriber label of the one row not in `known`, once it appears (within 5 s).

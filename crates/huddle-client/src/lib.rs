@@ -33,6 +33,7 @@ mod lean;
 pub mod media;
 mod offer;
 mod options;
+mod payload_types;
 mod peer;
 mod publisher;
 mod red;
@@ -44,7 +45,10 @@ mod viewer;
 
 pub use error::ClientError;
 pub use media::is_keyframe_start;
-pub use options::{ClientOptions, LEAN_SETTLE, LeanReceive, SendLayer, VideoCodec, VideoSource};
+pub use options::{
+    AudioLevel, AudioPayloadTypes, ClientOptions, LEAN_SETTLE, LeanReceive, SendLayer, VideoCodec,
+    VideoSource,
+};
 pub use publisher::Publisher;
 pub use room::RoomMember;
 pub use stats::{ChatMessage, MemberStats, PublisherStats, StreamStats, ViewerStats};

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::{CodecConfig, PayloadParams};
+use str0m::format::{Codec, CodecConfig, PayloadParams};
 use str0m::media::{Direction, MediaKind, Mid, Pt, Simulcast, SimulcastLayer};
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Output, Rtc, RtcError};
@@ -20,7 +20,7 @@ use crate::tcp::{TcpLink, only_tcp_candidates, passive_tcp_candidate};
 const H264_PROFILE: u32 = 0x42e01f;
 
 /// Builds an `Rtc` in RTP mode with the codecs this side offers.
-pub(crate) fn build_rtc(opts: &ClientOptions, publish: bool) -> Rtc {
+pub(crate) fn build_rtc(opts: &ClientOptions, publish: bool) -> Result<Rtc, ClientError> {
     crate::ensure_crypto_provider();
     let mut cfg = Rtc::builder()
         .set_rtp_mode(true)
@@ -46,7 +46,21 @@ pub(crate) fn build_rtc(opts: &ClientOptions, publish: bool) -> Rtc {
             cfg = cfg.set_extension_map(lean_extensions());
         }
     }
-    cfg.build(Instant::now())
+    if let Some(pts) = opts.audio_payload_types {
+        let opus = crate::payload_types::opus_params(pts, opts.red)?;
+        let codecs = cfg.codec_config();
+        let params = std::iter::once(opus)
+            .chain(
+                codecs
+                    .params()
+                    .iter()
+                    .filter(|p| p.spec().codec != Codec::Opus)
+                    .copied(),
+            )
+            .collect();
+        *codecs = CodecConfig::new_from_payload_params(params);
+    }
+    Ok(cfg.build(Instant::now()))
 }
 
 /// A lean viewer's codecs: the same, without RTX and without `nack` and `transport-cc`
@@ -110,7 +124,7 @@ pub(crate) struct Negotiated {
 async fn prepare(opts: &ClientOptions, publish: bool) -> Result<(Rtc, UdpSocket), ClientError> {
     let socket = UdpSocket::bind(SocketAddr::new(opts.bind_ip, 0)).await?;
     let local = socket.local_addr()?;
-    let mut rtc = build_rtc(opts, publish);
+    let mut rtc = build_rtc(opts, publish)?;
     if !opts.ice_tcp_only {
         let cand = Candidate::host(local, "udp")
             .map_err(|e| ClientError::Protocol(format!("host candidate {local}: {e}")))?;

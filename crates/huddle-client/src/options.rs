@@ -1,6 +1,8 @@
 //! Client configuration: which media to send or receive and how.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI8, Ordering};
 use std::time::Duration;
 
 /// Video codec used by a publisher (and recognised by a viewer).
@@ -71,6 +73,14 @@ pub struct ClientOptions {
     /// frame with the previous one as a redundant block; a viewer takes a lost frame from the
     /// packet after it.
     pub red: bool,
+    /// Offer Opus and its RED at these payload types (`opus`, `red`) instead of str0m's 111
+    /// and 63, as another stack might; `None`: str0m's. `red` counts only with
+    /// [`ClientOptions::red`].
+    pub audio_payload_types: Option<AudioPayloadTypes>,
+    /// Publisher: send the RFC 6464 audio level (and voice activity, above
+    /// [`AudioLevel::VOICE_ABOVE`]) on every audio packet, read from this handle when the
+    /// packet is sent, so a test can make a publisher talk and fall silent; `None`: no level.
+    pub audio_level: Option<AudioLevel>,
     /// Viewer: count packets from their cleartext RTP headers and decrypt and check only a
     /// sample ([`LeanReceive`]); `None` decrypts and checks every packet.
     pub lean: Option<LeanReceive>,
@@ -103,6 +113,40 @@ impl SendLayer {
                 bitrate_bps: full_bps,
             },
         ]
+    }
+}
+
+/// The payload types of [`ClientOptions::audio_payload_types`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AudioPayloadTypes {
+    pub opus: u8,
+    pub red: u8,
+}
+
+/// The audio level a publisher announces ([`ClientOptions::audio_level`]), in dBov from
+/// −127 (silence) to 0 (loudest). Clones share one level: the test keeps one and changes it
+/// while the publisher sends.
+#[derive(Clone, Debug)]
+pub struct AudioLevel(Arc<AtomicI8>);
+
+impl AudioLevel {
+    /// Louder than this (dBov) is flagged as voice.
+    pub const VOICE_ABOVE: i8 = -50;
+    /// Silence.
+    pub const SILENT: i8 = -127;
+
+    /// A level of `dbov` (clamped to −127..=0).
+    pub fn new(dbov: i8) -> Self {
+        AudioLevel(Arc::new(AtomicI8::new(dbov.clamp(Self::SILENT, 0))))
+    }
+
+    /// Changes the level (clamped to −127..=0); the next audio packet carries it.
+    pub fn set(&self, dbov: i8) {
+        self.0.store(dbov.clamp(Self::SILENT, 0), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i8 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -160,6 +204,8 @@ impl Default for ClientOptions {
             lean: None,
             simulcast: Vec::new(),
             red: false,
+            audio_payload_types: None,
+            audio_level: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -29,7 +29,7 @@ use crate::media::{
     AudioGenerator, VideoFrame, VideoGenerator, is_keyframe_start, now_us, verify_payload,
 };
 use crate::offer::{Negotiated, negotiated_pt};
-use crate::options::{ClientOptions, LEAN_SETTLE, VideoCodec, VideoSource};
+use crate::options::{AudioLevel, ClientOptions, LEAN_SETTLE, VideoCodec, VideoSource};
 use crate::room::MemberShared;
 use crate::socket::PeerSocket;
 use crate::stats::{ChatMessage, PublisherStats, Received, StreamTracker, ViewerStats};
@@ -142,6 +142,8 @@ pub(crate) struct PublishState {
     /// Opus RED negotiated: its payload type, and the last Opus frame sent (the next packet's
     /// redundant block).
     audio_red: Option<(Pt, Option<Vec<u8>>)>,
+    /// The RFC 6464 level each audio packet carries ([`ClientOptions::audio_level`]).
+    audio_level: Option<AudioLevel>,
     /// Send [`OPUS_SILENCE`] instead of synthetic audio (with the clip).
     opus_silence: bool,
     fps: u32,
@@ -238,6 +240,7 @@ impl PublishState {
             layers,
             audio,
             audio_red: audio_red.filter(|_| opts.red),
+            audio_level: opts.audio_level.clone(),
             opus_silence: clip,
             fps: if clip { CLIP_FPS } else { opts.fps.max(1) },
             keyframe_interval: opts.keyframe_interval,
@@ -1002,7 +1005,13 @@ impl Driver {
             tracing::debug!("malformed RED payload");
             return;
         };
-        for (offset, payload) in blocks {
+        if let Role::View(view) = &self.role {
+            let stats = &mut lock(&view.shared).audio.stats;
+            stats.red_packets += 1;
+            stats.red_block_mismatches +=
+                blocks.iter().filter(|(pt, _, _)| *pt != *opus).count() as u64;
+        }
+        for (_, offset, payload) in blocks {
             let back = u64::from(offset / crate::red::FRAME_TICKS);
             let Some(seq) = m.seq.checked_sub(back) else {
                 continue;
@@ -1301,18 +1310,20 @@ impl Driver {
             pt = *red_pt;
         }
         lock(&p.stats).audio_packets_sent += 1;
+        let mut ext = ExtensionValues::default();
+        if let Some(level) = &p.audio_level {
+            let dbov = level.get();
+            ext.audio_level = Some(dbov);
+            ext.voice_activity = Some(dbov > AudioLevel::VOICE_ABOVE);
+        }
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             tracing::warn!("no send stream for audio mid {mid}");
             return;
         };
-        stream.write_rtp(RtpWrite::new(
-            pt,
-            seq.into(),
-            rtp_time,
-            Instant::now(),
-            packet.payload,
-        ));
+        stream.write_rtp(
+            RtpWrite::new(pt, seq.into(), rtp_time, Instant::now(), packet.payload).ext_vals(ext),
+        );
         // The loop drains right after this returns.
     }
 

@@ -30,9 +30,9 @@ pub(crate) fn encode(pt: u8, previous: Option<&[u8]>, primary: &[u8]) -> Vec<u8>
     out
 }
 
-/// The blocks of a RED payload as (timestamp offset, data), oldest first, the primary last
-/// (offset 0); `None` when the headers do not add up.
-pub(crate) fn decode(payload: &[u8]) -> Option<Vec<(u32, &[u8])>> {
+/// The blocks of a RED payload as (payload type, timestamp offset, data), oldest first, the
+/// primary last (offset 0); `None` when the headers do not add up.
+pub(crate) fn decode(payload: &[u8]) -> Option<Vec<(u8, u32, &[u8])>> {
     let mut headers = Vec::new();
     let mut at = 0;
     loop {
@@ -41,22 +41,24 @@ pub(crate) fn decode(payload: &[u8]) -> Option<Vec<(u32, &[u8])>> {
             at += 1;
             break;
         }
+        let pt = first & 0x7f;
         let h = payload.get(at..at + 4)?;
         let (b1, b2, b3) = (*h.get(1)?, *h.get(2)?, *h.get(3)?);
         let offset = (u32::from(b1) << 6) | u32::from(b2 >> 2);
         let len = (usize::from(b2 & 0x03) << 8) | usize::from(b3);
-        headers.push((offset, len));
+        headers.push((pt, offset, len));
         at += 4;
         if headers.len() > 16 {
             return None;
         }
     }
     let mut blocks = Vec::with_capacity(headers.len() + 1);
-    for (offset, len) in headers {
-        blocks.push((offset, payload.get(at..at + len)?));
+    let primary_pt = payload.get(at - 1)? & 0x7f;
+    for (pt, offset, len) in headers {
+        blocks.push((pt, offset, payload.get(at..at + len)?));
         at += len;
     }
-    blocks.push((0, payload.get(at..)?));
+    blocks.push((primary_pt, 0, payload.get(at..)?));
     Some(blocks)
 }
 
@@ -69,10 +71,10 @@ mod tests {
         let p = encode(111, Some(b"before"), b"now");
         assert_eq!(
             decode(&p).unwrap(),
-            vec![(FRAME_TICKS, &b"before"[..]), (0, &b"now"[..])]
+            vec![(111, FRAME_TICKS, &b"before"[..]), (111, 0, &b"now"[..])]
         );
-        let first = encode(111, None, b"first");
-        assert_eq!(decode(&first).unwrap(), vec![(0, &b"first"[..])]);
+        let first = encode(109, None, b"first");
+        assert_eq!(decode(&first).unwrap(), vec![(109, 0, &b"first"[..])]);
         assert!(decode(&p[..3]).is_none());
         assert!(decode(&p[..8]).is_none());
     }

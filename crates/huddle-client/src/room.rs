@@ -48,6 +48,8 @@ pub(crate) struct MemberShared {
     pub chat: Vec<ChatMessage>,
     pub joined: Vec<String>,
     pub left: Vec<String>,
+    pub speakers: Vec<(Option<String>, Instant)>,
+    pub tracks: Vec<(String, String)>,
     pub errors: Vec<String>,
 }
 
@@ -67,11 +69,14 @@ impl MemberShared {
             chat: self.chat.clone(),
             joined: self.joined.clone(),
             left: self.left.clone(),
+            speakers: self.speakers.clone(),
+            tracks: self.tracks.clone(),
             errors: self.errors.clone(),
         }
     }
 
-    /// Room events that need no reply (`participant-joined`, `participant-left`, `error`).
+    /// Room events that need no reply (`participant-joined`, `participant-left`, `speaker`,
+    /// `track-published`, `error`).
     fn note(&mut self, msg: &Value) {
         let str_of = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
         match text(msg, "type") {
@@ -79,6 +84,15 @@ impl MemberShared {
                 .joined
                 .push(str_of(msg.get("participant").and_then(|p| p.get("id")))),
             Some("participant-left") => self.left.push(str_of(msg.get("id"))),
+            Some("track-published") => self
+                .tracks
+                .push((str_of(msg.get("participant")), str_of(msg.get("track")))),
+            Some("speaker") => self.speakers.push((
+                msg.get("participant")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                Instant::now(),
+            )),
             Some("error") => self.errors.push(str_of(msg.get("reason"))),
             _ => {}
         }
@@ -235,7 +249,7 @@ impl RoomMember {
 
         let socket = UdpSocket::bind(SocketAddr::new(opts.bind_ip, 0)).await?;
         let local = socket.local_addr()?;
-        let mut rtc = build_rtc(opts, true);
+        let mut rtc = build_rtc(opts, true)?;
         let cand = Candidate::host(local, "udp")
             .map_err(|e| ClientError::Protocol(format!("host candidate {local}: {e}")))?;
         rtc.add_local_candidate(cand);
@@ -446,6 +460,8 @@ mod tests {
             json!({"type": "participant-joined", "participant": {"id": "m2", "name": "b", "source": "browser", "audio_muted": false, "video_muted": false}}),
             json!({"type": "participant-left", "id": "m2"}),
             json!({"type": "error", "reason": "unknown type"}),
+            json!({"type": "speaker", "participant": "m2"}),
+            json!({"type": "speaker", "participant": null}),
             json!({"type": "track-published", "participant": "m2", "track": "t1", "kind": "audio"}),
         ] {
             s.note(&m);
@@ -453,5 +469,8 @@ mod tests {
         assert_eq!(s.joined, vec!["m2"]);
         assert_eq!(s.left, vec!["m2"]);
         assert_eq!(s.errors, vec!["unknown type"]);
+        let speakers: Vec<_> = s.speakers.iter().map(|(p, _)| p.as_deref()).collect();
+        assert_eq!(speakers, vec![Some("m2"), None]);
+        assert_eq!(s.tracks, vec![("m2".to_owned(), "t1".to_owned())]);
     }
 }

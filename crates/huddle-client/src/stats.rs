@@ -38,6 +38,11 @@ pub struct StreamStats {
     pub bytes: u64,
     /// Payloads that failed the regenerate-and-compare check.
     pub payload_mismatches: u64,
+    /// Audio of a viewer: Opus RED packets received (on the RED payload type it negotiated).
+    pub red_packets: u64,
+    /// Audio of a viewer: blocks of those RED packets whose payload type was not the Opus
+    /// payload type that RED carries.
+    pub red_block_mismatches: u64,
     /// Sequence numbers skipped and not (yet) filled by a late packet.
     pub seq_gaps: u64,
     /// Packets that arrived below the highest sequence number seen (not duplicates).
@@ -327,6 +332,10 @@ pub struct MemberStats {
     pub joined: Vec<String>,
     /// Ids from `participant-left`.
     pub left: Vec<String>,
+    /// Each `speaker` message: the active speaker's id (`None`: nobody) and when it came.
+    pub speakers: Vec<(Option<String>, Instant)>,
+    /// Each `track-published`: (participant id, track id).
+    pub tracks: Vec<(String, String)>,
     /// Reasons from `error`, and local signalling failures.
     pub errors: Vec<String>,
 }
