@@ -155,6 +155,10 @@ impl Room {
                 }
                 if d.paused {
                     c.current = None;
+                    // Resumed, the layer starts as a new source: numbering continues from
+                    // the last packet sent, not across everything skipped meanwhile (a
+                    // receiver counts such a gap as loss, which pauses the video again).
+                    sub.rewriter.reset_source();
                     forget.push(slot);
                 }
             }
