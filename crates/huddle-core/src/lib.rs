@@ -90,6 +90,7 @@ mod picture;
 mod pull;
 mod red;
 pub mod relay;
+mod reprobe;
 pub mod room;
 mod sdp;
 mod sfu;

@@ -23,6 +23,7 @@ use crate::downlink::Downlink;
 use crate::out::Out;
 use crate::pacer_queue::PacerQueue;
 use crate::red;
+use crate::reprobe::Reprobe;
 use crate::room::negotiation::PendingOffer;
 use crate::subscription::Subscription;
 use crate::track::Packet;
@@ -102,6 +103,8 @@ pub struct Participant {
     pub(crate) bwe: bool,
     /// The (minimum, desired) bitrates last given to its estimator.
     pub(crate) bwe_asked: Option<(u64, u64)>,
+    /// Its estimator's probe retries while a layer is held back (see [`crate::reprobe`]).
+    pub(crate) reprobe: Reprobe,
     /// What its receiver reports say about its downlink (congestion ahead of the estimate).
     pub(crate) downlink: Downlink,
     /// Its video resends are held to the congested share.
@@ -196,6 +199,7 @@ impl Participant {
             estimate: None,
             bwe: false,
             bwe_asked: None,
+            reprobe: Reprobe::default(),
             downlink: Downlink::default(),
             rtx_congested: false,
             pacer_queue: PacerQueue::default(),

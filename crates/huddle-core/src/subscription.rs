@@ -268,6 +268,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_source_reset_on_pause_resumes_the_same_ssrc_without_a_gap() {
+        let base = Instant::now();
+        let mut r = Rewriter::new(true);
+        let first = r
+            .rewrite(1.into(), 100, 0, 90_000, true, at(0, base))
+            .unwrap();
+        // Paused: the publisher's packets 101..=400 are skipped; the reset makes the next
+        // keyframe of the same SSRC start a new source.
+        r.reset_source();
+        assert_eq!(
+            r.rewrite(1.into(), 401, 270_000, 90_000, false, at(3000, base)),
+            None,
+            "waits for a keyframe"
+        );
+        let resumed = r
+            .rewrite(1.into(), 402, 270_000, 90_000, true, at(3000, base))
+            .unwrap();
+        assert_eq!(resumed.seq, first.seq + 1, "no gap of the skipped packets");
+        assert_eq!(resumed.ts, first.ts.wrapping_add(270_000));
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;

@@ -59,6 +59,9 @@ struct Decision {
     /// What the estimator should keep sending (padding) though nothing is chosen: a paused
     /// subscription's way back, since an estimate cannot grow past what is sent.
     probe_rate: u64,
+    /// While settling on a higher layer: its bitrate, which padding sustains meanwhile, so
+    /// that a link that cannot carry it shows so (and the estimate falls) before the switch.
+    settle_rate: u64,
 }
 
 /// What the receiver reports say about the subscriber's link (see [`crate::downlink`]).
@@ -120,6 +123,8 @@ impl Room {
         let mut budget = limit.map(|e| e.saturating_sub(audio * AUDIO_RESERVE));
         let (mut minimum, mut desired) = (audio * AUDIO_RESERVE, audio * AUDIO_RESERVE);
         let mut decisions = Vec::with_capacity(video.len());
+        // A layer is held below a higher one its subscriber wants by the estimate alone.
+        let mut held_back = false;
         for (slot, track, pref) in &video {
             let (Some(t), Some(sub)) = (self.tracks.get(track), p.subscriptions.get(*slot)) else {
                 continue;
@@ -127,7 +132,8 @@ impl Room {
             let held = pref.pin.is_none() && quiet.contains(track);
             let d = decide(t, &sub.choice, *pref, budget, link, held, now);
             budget = budget.map(|b| b.saturating_sub(d.chosen_rate));
-            minimum += d.chosen_rate.max(d.probe_rate);
+            minimum += d.chosen_rate.max(d.probe_rate).max(d.settle_rate);
+            held_back |= d.reason == Reason::Bandwidth && d.wanted_rate > d.chosen_rate;
             desired += d.wanted_rate.max(d.chosen_rate);
             decisions.push((*slot, *track, d));
         }
@@ -155,6 +161,10 @@ impl Room {
                 }
                 if d.paused {
                     c.current = None;
+                    // Resumed, the layer starts as a new source: numbering continues from
+                    // the last packet sent, not across everything skipped meanwhile (a
+                    // receiver counts such a gap as loss, which pauses the video again).
+                    sub.rewriter.reset_source();
                     forget.push(slot);
                 }
             }
@@ -183,12 +193,19 @@ impl Room {
             // Probe towards what the subscriber would like, with room to spare (the estimate
             // of a receiver never probed stays at what it gets); sustain what it gets. Not
             // while its link is congested: probes into a full queue are lost with the media.
+            // While a layer is held back on a clean link, probes are asked for again.
             let desired = if ceiling.is_some() {
                 minimum
             } else {
                 (desired + desired / 2).max(MIN_DESIRED)
             };
+            let held = held_back && ceiling.is_none() && !link.congested;
+            let retry = p.reprobe.desired(desired, p.estimate, held, now);
+            let desired = retry.unwrap_or(desired);
             let changed = p.bwe_asked.is_none_or(|(m, d)| {
+                if retry.is_some() {
+                    return d != desired;
+                }
                 desired.abs_diff(d) * 10 > d || minimum.abs_diff(m) * 10 > m.max(1)
             });
             if changed {
@@ -318,6 +335,7 @@ fn decide(
             chosen_rate: 0,
             wanted_rate: 0,
             probe_rate: 0,
+            settle_rate: 0,
         };
     };
     let decision = |target: u8, reason: Reason, wanted: u8| Decision {
@@ -328,6 +346,7 @@ fn decide(
         chosen_rate: rate(target),
         wanted_rate: rate(wanted),
         probe_rate: 0,
+        settle_rate: 0,
     };
     if let Some(pin) = pref.pin
         && let Some(&l) = active
@@ -431,10 +450,12 @@ fn decide(
             } else {
                 0
             },
+            settle_rate: 0,
         };
     };
     let mut fits_higher_since = None;
     let mut settling = false;
+    let mut settle_rate = 0;
     // Up because the estimate grew: only once the higher layer has fitted for a while. Up
     // because the tile grew or a layer appeared: at once (the estimate carried it already).
     let bandwidth_held = matches!(
@@ -448,6 +469,7 @@ fn decide(
         let since = choice.fits_higher_since.unwrap_or(now);
         if now.saturating_duration_since(since) < UP_AFTER {
             fits_higher_since = Some(since);
+            settle_rate = rate(chosen);
             chosen = active.get(c).copied().unwrap_or(chosen);
             settling = true;
         }
@@ -467,6 +489,7 @@ fn decide(
         chosen_rate: rate(chosen),
         wanted_rate: rate(by_tile),
         probe_rate: 0,
+        settle_rate,
     }
 }
 
@@ -560,6 +583,10 @@ mod tests {
             "not up at once"
         );
         assert_eq!(d.fits_higher_since, Some(now));
+        assert!(
+            d.settle_rate > 1_000_000 && d.chosen_rate < 1_000_000,
+            "padding sustains the higher layer while settling: {d:?}"
+        );
         c.reason = d.reason;
         c.fits_higher_since = d.fits_higher_since;
         let later = now + UP_AFTER;
