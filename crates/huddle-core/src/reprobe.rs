@@ -32,8 +32,8 @@ const RAISED: f64 = 1.2;
 pub(crate) struct Reprobe {
     /// When the next retry is due, and the wait after it.
     due: Option<(Instant, Duration)>,
-    /// The dip given at this time, with the estimate then.
-    dipped: Option<(Instant, u64)>,
+    /// When the dip was given.
+    dipped: Option<Instant>,
     /// The estimate at the last rise.
     risen_at: Option<u64>,
 }
@@ -53,7 +53,7 @@ impl Reprobe {
             *self = Reprobe::default();
             return None;
         };
-        if let Some((at, _)) = self.dipped {
+        if let Some(at) = self.dipped {
             if now.saturating_duration_since(at) < DIP_HOLDS {
                 return Some((desired as f64 * DIP) as u64);
             }
@@ -75,7 +75,7 @@ impl Reprobe {
         };
         self.due = Some((now + next, next));
         self.risen_at = Some(estimate);
-        self.dipped = Some((now, estimate));
+        self.dipped = Some(now);
         Some((desired as f64 * DIP) as u64)
     }
 }
