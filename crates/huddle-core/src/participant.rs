@@ -50,9 +50,16 @@ pub enum Role {
     Member,
 }
 
-/// At most this many back-to-back "timeout is now" rounds per drive; str0m settles in one or
-/// two, so hitting it means a busy loop is being avoided.
-const MAX_IMMEDIATE_TIMEOUTS: usize = 8;
+/// At most this many back-to-back "timeout is now" rounds per drive: one per paced packet
+/// sent in a burst (a keyframe), so hitting it means a busy loop is being avoided.
+const MAX_IMMEDIATE_TIMEOUTS: usize = 64;
+
+/// str0m's pacer asks for a timeout "at the next microsecond" after every packet it lets out,
+/// so that time advances between packets. A deadline this close counts as due: it is fed at
+/// once (the `Rtc`'s clock running those microseconds ahead) instead of waking the
+/// participant again on the next turn of the loop, which cost a second drive of its `Rtc`
+/// per forwarded packet.
+const IMMEDIATE: Duration = Duration::from_micros(1);
 
 /// One peer connection in a room.
 #[derive(Debug)]
@@ -581,6 +588,8 @@ impl Participant {
 
     fn drain(&mut self, now: Instant, out: &mut Out, internal: &mut VecDeque<Internal>) {
         let mut immediate = 0;
+        // The `Rtc`'s clock: `now`, or a few microseconds ahead after immediate rounds.
+        let mut clock = now;
         loop {
             let output = match self.rtc.poll_output() {
                 Ok(o) => o,
@@ -593,9 +602,13 @@ impl Participant {
             };
             match output {
                 Output::Timeout(t) => {
-                    if t <= now && immediate < MAX_IMMEDIATE_TIMEOUTS && self.rtc.is_alive() {
+                    if t <= clock + IMMEDIATE
+                        && immediate < MAX_IMMEDIATE_TIMEOUTS
+                        && self.rtc.is_alive()
+                    {
                         immediate += 1;
-                        self.timeout(now);
+                        clock = clock.max(t);
+                        self.timeout(clock);
                         continue;
                     }
                     self.rtc_deadline = t;
