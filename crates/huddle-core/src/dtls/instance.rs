@@ -104,6 +104,10 @@ pub(super) struct OpensslInstance {
     notes: VecDeque<Note>,
     close_sent: bool,
     close_received: bool,
+    /// The outgoing queue was found empty and OpenSSL has not run since: str0m polls after
+    /// every forwarded packet, and reaching the queue through the `SslStream` costs two
+    /// calls into OpenSSL.
+    drained: bool,
 }
 
 impl std::fmt::Debug for OpensslInstance {
@@ -139,6 +143,7 @@ impl OpensslInstance {
             notes: VecDeque::new(),
             close_sent: false,
             close_received: false,
+            drained: false,
         })
     }
 
@@ -256,6 +261,7 @@ impl DtlsInstance for OpensslInstance {
         }
         self.active = active;
         self.phase = Phase::Handshaking;
+        self.drained = false;
         // A client speaks first (ClientHello); a server waits, which costs nothing.
         if let Err(e) = self.advance_handshake() {
             debug!("DTLS start failed: {e}");
@@ -263,6 +269,7 @@ impl DtlsInstance for OpensslInstance {
     }
 
     fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
+        self.drained = false;
         let incoming = &mut self.stream.get_mut().incoming;
         if incoming.len() >= MAX_INCOMING {
             return Err(DimplError::ReceiveQueueFull);
@@ -283,18 +290,21 @@ impl DtlsInstance for OpensslInstance {
     }
 
     fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
-        if let Some(datagram) = self.stream.get_mut().outgoing.pop_front() {
-            let n = datagram.len();
-            return match buf.get_mut(..n) {
-                Some(out) => {
-                    out.copy_from_slice(&datagram);
-                    DtlsOutput::Packet(out)
-                }
-                None => {
-                    self.stream.get_mut().outgoing.push_front(datagram);
-                    DtlsOutput::BufferTooSmall { needed: n }
-                }
-            };
+        if !self.drained {
+            if let Some(datagram) = self.stream.get_mut().outgoing.pop_front() {
+                let n = datagram.len();
+                return match buf.get_mut(..n) {
+                    Some(out) => {
+                        out.copy_from_slice(&datagram);
+                        DtlsOutput::Packet(out)
+                    }
+                    None => {
+                        self.stream.get_mut().outgoing.push_front(datagram);
+                        DtlsOutput::BufferTooSmall { needed: n }
+                    }
+                };
+            }
+            self.drained = true;
         }
         if let Some(note) = self.notes.pop_front() {
             let bytes: &[u8] = match &note {
@@ -328,6 +338,7 @@ impl DtlsInstance for OpensslInstance {
         self.now = self.now.max(now);
         if self.phase == Phase::Handshaking {
             // OpenSSL resends its last flight if its own timer expired.
+            self.drained = false;
             self.advance_handshake()?;
         }
         Ok(())
@@ -337,6 +348,7 @@ impl DtlsInstance for OpensslInstance {
         if self.phase != Phase::Connected || data.is_empty() || self.close_sent {
             return Ok(0);
         }
+        self.drained = false;
         match self.stream.ssl_write(data) {
             Ok(n) => Ok(n),
             Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => Ok(0),
@@ -367,6 +379,7 @@ impl DtlsInstance for OpensslInstance {
 
     fn close(&mut self) -> Result<(), DtlsImplError> {
         if self.phase == Phase::Connected && !self.close_sent {
+            self.drained = false;
             let _ = self.stream.shutdown();
         }
         self.close_sent = true;
