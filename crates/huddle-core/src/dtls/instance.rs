@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use dimpl::{CryptoError as DimplCrypto, CryptoOperation, Error as DimplError};
@@ -126,7 +127,7 @@ impl OpensslInstance {
         mtu: Option<usize>,
     ) -> Result<Self, CryptoError> {
         let context =
-            context(cert).map_err(|e| CryptoError::Other(format!("DTLS context: {e}")))?;
+            shared_context(cert).map_err(|e| CryptoError::Other(format!("DTLS context: {e}")))?;
         let mut ssl = Ssl::new(&context).map_err(|e| CryptoError::Other(e.to_string()))?;
         let mtu = mtu
             .and_then(|m| u32::try_from(m).ok())
@@ -233,6 +234,22 @@ impl OpensslInstance {
             return Ok(());
         }
     }
+}
+
+/// The context for `cert`, built once while the certificate stays the same (the process has
+/// one): a join then costs no certificate parsing or context set-up. Another certificate
+/// replaces it.
+fn shared_context(cert: &DtlsCert) -> Result<SslContext, openssl::error::ErrorStack> {
+    static LAST: Mutex<Option<(Vec<u8>, SslContext)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((der, ctx)) = last.as_ref()
+        && *der == cert.certificate
+    {
+        return Ok(ctx.clone());
+    }
+    let ctx = context(cert)?;
+    *last = Some((cert.certificate.clone(), ctx.clone()));
+    Ok(ctx)
 }
 
 fn context(cert: &DtlsCert) -> Result<SslContext, openssl::error::ErrorStack> {
