@@ -1,6 +1,7 @@
 //! What the server itself says about a measurement window: huddle's residence time (receive
-//! batch → send call, per datagram: the SFU-added latency without the peers' scheduling) and
-//! how the fan-out spread over its media workers. Read from its `GET /debug/stats` (the harness
+//! batch → send call, per datagram: the SFU-added latency without the peers' scheduling), how
+//! the fan-out spread over its media workers, and how often participants were woken by their
+//! timers rather than by packets. Read from its `GET /debug/stats` (the harness
 //! starts huddle with `--no-auth`); other SUTs report nothing.
 
 use std::time::Duration;
@@ -15,6 +16,10 @@ pub struct ServerCounters {
     residence_us: Residence,
     #[serde(default)]
     forwarded_per_worker: Vec<u64>,
+    #[serde(default)]
+    packets_forwarded: u64,
+    #[serde(default)]
+    timer_wakeups: u64,
 }
 
 /// Residence time since the last reset, microseconds.
@@ -35,6 +40,9 @@ pub struct ServerWindow {
     pub residence_us: Residence,
     /// Datagrams each media worker forwarded in the window, percent of all.
     pub worker_share_pct: Vec<f64>,
+    /// Participants woken by a deadline, per forwarded packet: besides the packets written to
+    /// it, what drives a subscriber's `Rtc`.
+    pub timer_wakeups_per_forwarded: f64,
 }
 
 impl ServerWindow {
@@ -46,7 +54,12 @@ impl ServerWindow {
             .map(|(i, n)| n.saturating_sub(start.forwarded_per_worker.get(i).copied().unwrap_or(0)))
             .collect();
         let total: u64 = sent.iter().sum();
+        let forwarded = end
+            .packets_forwarded
+            .saturating_sub(start.packets_forwarded);
+        let wakeups = end.timer_wakeups.saturating_sub(start.timer_wakeups);
         ServerWindow {
+            timer_wakeups_per_forwarded: wakeups as f64 / forwarded.max(1) as f64,
             residence_us: end.residence_us,
             worker_share_pct: sent
                 .iter()
@@ -71,6 +84,10 @@ impl ServerWindow {
             .map(|s| format!("{s:.1}%"))
             .collect();
         row("fan-out per media worker", shares.join(" / "));
+        row(
+            "timer wakeups per forwarded packet",
+            format!("{:.3}", self.timer_wakeups_per_forwarded),
+        );
     }
 }
 
@@ -128,6 +145,8 @@ mod tests {
     fn shares_are_of_the_window_not_of_all_time() {
         let start = ServerCounters {
             forwarded_per_worker: vec![1000, 0],
+            packets_forwarded: 1000,
+            timer_wakeups: 100,
             ..ServerCounters::default()
         };
         let end = ServerCounters {
@@ -139,9 +158,12 @@ mod tests {
                 max: 1200,
             },
             forwarded_per_worker: vec![1600, 400],
+            packets_forwarded: 2000,
+            timer_wakeups: 500,
         };
         let w = ServerWindow::between(&start, &end);
         assert_eq!(w.worker_share_pct, vec![60.0, 40.0]);
+        assert_eq!(w.timer_wakeups_per_forwarded, 0.4);
         assert_eq!(w.residence_us.p99, 300);
         let none = ServerWindow::between(&end, &end);
         assert_eq!(none.worker_share_pct, vec![0.0, 0.0]);

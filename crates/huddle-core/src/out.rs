@@ -40,6 +40,8 @@ pub(crate) struct Counters {
     pub nacks_received: u64,
     pub retransmissions: u64,
     pub nacks_sent: u64,
+    /// Participants woken by their own deadline (str0m's timers or huddle's).
+    pub timer_wakeups: u64,
 }
 
 /// What the demux knew of a participant that left.

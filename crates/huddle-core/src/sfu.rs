@@ -124,6 +124,9 @@ pub struct SfuStats {
     pub nacks_received: u64,
     pub retransmissions: u64,
     pub nacks_sent: u64,
+    /// Participants woken by a deadline: what drives a subscriber's `Rtc` besides the
+    /// packets written to it.
+    pub timer_wakeups: u64,
 }
 
 impl std::ops::Add for SfuStats {
@@ -154,6 +157,7 @@ impl std::ops::Add for SfuStats {
             nacks_received: self.nacks_received + b.nacks_received,
             retransmissions: self.retransmissions + b.retransmissions,
             nacks_sent: self.nacks_sent + b.nacks_sent,
+            timer_wakeups: self.timer_wakeups + b.timer_wakeups,
         }
     }
 }
@@ -596,6 +600,7 @@ impl Sfu {
                 continue; // superseded by an earlier entry
             }
             p.scheduled = None;
+            self.out.counters.timer_wakeups += 1;
             let mut cx = Ctx {
                 now,
                 config: &self.config,
@@ -749,6 +754,7 @@ impl Sfu {
             nacks_received: c.nacks_received,
             retransmissions: c.retransmissions,
             nacks_sent: c.nacks_sent,
+            timer_wakeups: c.timer_wakeups,
         }
     }
 }

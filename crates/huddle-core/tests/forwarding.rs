@@ -186,6 +186,7 @@ fn everyone_leaving_leaves_nothing_behind() {
             keyframe_requests_sent: s.keyframe_requests_sent,
             datagrams_unrouted: s.datagrams_unrouted,
             datagrams_malformed: s.datagrams_malformed,
+            timer_wakeups: s.timer_wakeups,
             timer_entries: 0,
             ..SfuStats::default()
         }

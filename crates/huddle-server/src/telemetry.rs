@@ -138,6 +138,10 @@ pub fn install() {
     );
     describe_counter!("huddle_nacks_sent_total", "NACKs sent to publishers");
     describe_counter!(
+        "huddle_timer_wakeups_total",
+        "Participants woken by a deadline rather than by a packet"
+    );
+    describe_counter!(
         "huddle_packets_relayed_total",
         "Packets relayed between media workers (once per link)"
     );
@@ -205,6 +209,7 @@ pub fn publish(report: &Report, sessions: usize) {
     counter!("huddle_nacks_received_total").absolute(s.nacks_received);
     counter!("huddle_retransmissions_total").absolute(s.retransmissions);
     counter!("huddle_nacks_sent_total").absolute(s.nacks_sent);
+    counter!("huddle_timer_wakeups_total").absolute(s.timer_wakeups);
     counter!("huddle_packets_relayed_total").absolute(s.packets_relayed);
     counter!("huddle_relay_dropped_total").absolute(report.relay_dropped);
     for (label, q) in [("0.5", 0.5), ("0.99", 0.99), ("0.999", 0.999)] {

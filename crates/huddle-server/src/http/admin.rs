@@ -36,6 +36,7 @@ pub(super) async fn debug_stats(
         "datagrams_malformed": s.datagrams_malformed,
         "packets_received": s.packets_received,
         "packets_forwarded": s.packets_forwarded,
+        "timer_wakeups": s.timer_wakeups,
         "packets_relayed": s.packets_relayed,
         "relay_dropped": report.relay_dropped,
         "keyframe_requests_sent": s.keyframe_requests_sent,
