@@ -42,7 +42,7 @@ const BACKLOG_FRESH: Duration = Duration::from_millis(500);
 /// carries even of what was cut down to fit: evidence enough for a pause. (Once the layers
 /// came down, str0m's pacer slows to about what the link carries, and what does not fit waits
 /// in its queue rather than being lost: the receiver reports show little loss.)
-const STUCK: Duration = Duration::from_secs(1);
+const STUCK: Duration = Duration::from_millis(600);
 
 /// One outgoing media section's last report.
 #[derive(Clone, Copy, Debug)]
@@ -194,7 +194,7 @@ impl Downlink {
     }
 
     /// The link is congested and says so in a way a pause can rest on: the latest receiver
-    /// report, or a pacer that has held video for a second and still holds more.
+    /// report, or a pacer that has held video for [`STUCK`] and still holds more.
     pub(crate) fn congested_for_a_pause(&self, now: Instant) -> bool {
         self.reported_congested(now)
             || self
@@ -317,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pacer_holding_video_for_a_second_is_evidence_for_a_pause() {
+    fn a_pacer_holding_video_too_long_is_evidence_for_a_pause() {
         let t0 = Instant::now();
         let ms = Duration::from_millis(1);
         let mut d = Downlink::default();

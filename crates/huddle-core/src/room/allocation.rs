@@ -69,7 +69,7 @@ struct Decision {
 struct Link {
     /// The latest reports or the pacer's queue show congestion.
     congested: bool,
-    /// The latest receiver reports show congestion, or the pacer has held video for a second:
+    /// The latest receiver reports show congestion, or the pacer has held video for 0.6 s:
     /// the evidence a pause needs (what the pacer's queue lets out, measured over a fraction
     /// of a second, is not).
     reported: bool,
