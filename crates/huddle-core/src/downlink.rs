@@ -31,12 +31,18 @@ const CEILING_SHARE: f64 = 0.9;
 const CEILING_HOLD: Duration = Duration::from_secs(3);
 /// A report older than this says nothing about now.
 const FRESH: Duration = Duration::from_millis(2500);
-/// Receiver reports this soon after a flush of the pacer's queue report its loss: ignored
-/// (the next report covers the interval of the flush, the report after that may in part).
-const FLUSH_GRACE: Duration = Duration::from_secs(2);
+/// Receiver reports this soon after a switch down on a congested link report the loss of the
+/// layer left behind: ignored (the next report covers the interval before the switch, the
+/// report after that may in part).
+const SWITCH_GRACE: Duration = Duration::from_secs(2);
 /// A look at the pacer's queue older than this says nothing about now (it is looked at every
 /// 100 ms).
 const BACKLOG_FRESH: Duration = Duration::from_millis(500);
+/// A pacer whose oldest packet waited this long, its queue growing, holds more than the link
+/// carries even of what was cut down to fit: evidence enough for a pause. (Once the layers
+/// came down, str0m's pacer slows to about what the link carries, and what does not fit waits
+/// in its queue rather than being lost: the receiver reports show little loss.)
+const STUCK: Duration = Duration::from_millis(600);
 
 /// One outgoing media section's last report.
 #[derive(Clone, Copy, Debug)]
@@ -62,8 +68,10 @@ pub(crate) struct Downlink {
     /// the ceiling it set, until when that holds.
     backlogged_at: Option<Instant>,
     backlog_ceiling: Option<(u64, Instant)>,
-    /// When the pacer's queue was last flushed on a switch down.
-    flushed_at: Option<Instant>,
+    /// When the pacer's queue last showed a packet that had waited [`STUCK`].
+    stuck_at: Option<Instant>,
+    /// When a layer was last left behind on a switch down on a congested link.
+    switched_down_at: Option<Instant>,
 }
 
 impl Downlink {
@@ -103,10 +111,10 @@ impl Downlink {
             return false;
         }
         if self
-            .flushed_at
-            .is_some_and(|f| now.saturating_duration_since(f) < FLUSH_GRACE)
+            .switched_down_at
+            .is_some_and(|f| now.saturating_duration_since(f) < SWITCH_GRACE)
         {
-            // The loss of a flush is its own (the old layer dropped at the bottleneck), not
+            // That loss is the old layer's (dropped at the bottleneck before the switch), not
             // a measure of what the new layer gets through.
             return false;
         }
@@ -145,8 +153,12 @@ impl Downlink {
     /// True when that set a ceiling. A ceiling already held stands: once the layers have
     /// come down, what the pacer sends while its estimate recovers from the loss says little
     /// about the link (measured: a tenth of it), and only receiver reports lower it further.
-    pub(crate) fn backlogged(&mut self, value: u64, now: Instant) -> bool {
+    /// `oldest`: how long the oldest packet queued has waited.
+    pub(crate) fn backlogged(&mut self, value: u64, oldest: Duration, now: Instant) -> bool {
         self.backlogged_at = Some(now);
+        if oldest >= STUCK {
+            self.stuck_at = Some(now);
+        }
         if self.backlog_ceiling(now).is_some() {
             return false;
         }
@@ -175,9 +187,19 @@ impl Downlink {
         self.backlogged_now(now) || self.reported_congested(now)
     }
 
-    /// The pacer's queue was flushed (see [`crate::participant::Participant::flush_paced`]).
-    pub(crate) fn flushed(&mut self, now: Instant) {
-        self.flushed_at = Some(now);
+    /// A layer was left behind on a switch down on a congested link (see
+    /// [`crate::participant::Participant::drop_abandoned`]).
+    pub(crate) fn switched_down(&mut self, now: Instant) {
+        self.switched_down_at = Some(now);
+    }
+
+    /// The link is congested and says so in a way a pause can rest on: the latest receiver
+    /// report, or a pacer that has held video for [`STUCK`] and still holds more.
+    pub(crate) fn congested_for_a_pause(&self, now: Instant) -> bool {
+        self.reported_congested(now)
+            || self
+                .stuck_at
+                .is_some_and(|at| now.saturating_duration_since(at) <= BACKLOG_FRESH)
     }
 
     /// The pacer's queue showed the link congested just now.
@@ -292,5 +314,20 @@ mod tests {
         assert!(!d.report(mid, 1000, Some(0.9), None, t0), "no rate yet");
         assert!(!d.report(mid, 2000, None, None, t0 + MS * 1000));
         assert_eq!(d.ceiling(t0 + MS * 1000), None);
+    }
+
+    #[test]
+    fn a_pacer_holding_video_too_long_is_evidence_for_a_pause() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut d = Downlink::default();
+        assert!(d.backlogged(400_000, ms * 300, t0));
+        assert!(d.congested(t0) && !d.congested_for_a_pause(t0));
+        // A ceiling held stands; the queue's age is noted all the same.
+        assert!(!d.backlogged(100_000, ms * 1200, t0 + ms * 900));
+        assert!(d.congested_for_a_pause(t0 + ms * 900));
+        assert_eq!(d.backlog_ceiling(t0 + ms * 900), Some(400_000));
+        // It says nothing once the queue is no longer seen congested.
+        assert!(!d.congested_for_a_pause(t0 + ms * 1500));
     }
 }

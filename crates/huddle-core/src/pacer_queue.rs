@@ -29,7 +29,7 @@ const MAX_GAP: Duration = Duration::from_millis(500);
 /// The ceiling keeps this share of what was sent: str0m paces at 1.1 times its own
 /// estimate, which still overshoots a narrowed link when the queue is first seen (measured:
 /// 1.3 Mbit/s sent into a 500 kbit/s cap), and the queue must drain. One step down to a
-/// layer that fits costs one keyframe; two steps cost two, and a second flush.
+/// layer that fits costs one keyframe; two steps cost two, and a second drop of what is queued.
 const SENT_SHARE: f64 = 0.4;
 /// Samples kept: enough to span the window.
 const KEPT: usize = 8;

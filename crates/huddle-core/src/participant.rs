@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::BweKind;
 use str0m::channel::ChannelId;
-use str0m::media::{MediaKind, Mid, Rid};
+use str0m::media::{Direction, MediaKind, Mid, Rid};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, warn};
@@ -311,7 +311,7 @@ impl Participant {
         let Some(sub) = self.subscriptions.get_mut(slot) else {
             return Forwarded::Dropped;
         };
-        let (mut switched, mut flushed) = (false, false);
+        let mut switched = false;
         if sub.kind == MediaKind::Video {
             let choice = &mut sub.choice;
             if choice.paused {
@@ -332,13 +332,10 @@ impl Participant {
                 debug!(participant = %self.id, mid = %sub.mid, from = ?choice.current, to = p.layer, "layer switched at its keyframe");
                 switched = choice.current.is_some();
                 choice.current = Some(p.layer);
-                flushed = std::mem::replace(&mut choice.abandon, false);
+                choice.abandon = false;
                 choice.switched_at = Some(now);
                 sub.backlog.clear();
             }
-        }
-        if flushed {
-            self.flush_paced(slot, false, now);
         }
         if switched {
             self.forget_resends(slot);
@@ -384,20 +381,22 @@ impl Participant {
         }
     }
 
-    /// While the layer of the subscription in `slot` is abandoned on a congested link
-    /// (`flush`), its send stream is unpaced: what str0m's pacer still holds of the old layer
-    /// goes out at once, to be dropped at the bottleneck rather than queued ahead of the new
-    /// layer's keyframe for as long as the narrowed link takes to carry it (a second and
-    /// more, measured). Paced again from the new layer's keyframe on.
-    pub(crate) fn flush_paced(&mut self, slot: usize, flush: bool, now: Instant) {
-        if flush {
-            self.downlink.flushed(now);
-        }
-        let Some(ssrc) = self.subscriptions.get(slot).and_then(|s| s.tx_ssrc) else {
-            return;
-        };
-        if let Some(tx) = self.rtc.direct_api().stream_tx(&ssrc) {
-            tx.set_unpaced(flush);
+    /// The layer of the subscription in `slot` is abandoned on a congested link: what str0m
+    /// still holds of it is dropped, its queue and its resend history. Its pacer's queue is
+    /// first in, first out, so the new layer's keyframe would wait behind it for as long as
+    /// the narrowed link takes to carry it (a second and more, measured: 100 to 200 kB of a
+    /// 1.5 Mbit/s layer behind a 500 kbit/s cap); and sent at once instead (unpaced), it is
+    /// lost at the bottleneck, where the losses collapse the estimate and the receiver asks
+    /// for it again, resends that queue ahead of the new layer in turn.
+    ///
+    /// str0m drops a send stream's buffers when its media section stops sending; the
+    /// direction is set to not sending and back at once, never negotiated (the change is
+    /// discarded): nothing is offered, the direction is what was agreed. The receiver sees a
+    /// gap in the numbering before the keyframe; what it asks for of it is no longer kept.
+    pub(crate) fn drop_abandoned(&mut self, slot: usize, now: Instant) {
+        self.downlink.switched_down(now);
+        if let Some(mid) = self.subscriptions.get(slot).map(|s| s.mid) {
+            drop_queued(&mut self.rtc, mid);
         }
     }
 
@@ -448,7 +447,8 @@ impl Participant {
             return false;
         };
         debug!(participant = %self.id, queued, ?oldest, ceiling, "pacer queue congested");
-        self.downlink.backlogged(ceiling, now)
+        self.downlink
+            .backlogged(ceiling, oldest.unwrap_or_default(), now)
     }
 
     /// Queues packets (a replayed GOP) ahead of live ones; they leave at the catch-up pace.
@@ -725,5 +725,158 @@ impl Participant {
             }
             _ => {}
         }
+    }
+}
+
+/// Drops what `rtc` holds to send on `mid` (queued packets, the resend history) by stopping
+/// the section's sending and starting it again, without negotiating (see
+/// [`Participant::drop_abandoned`]). Receiving, if it does, is untouched.
+fn drop_queued(rtc: &mut Rtc, mid: Mid) {
+    let Some(direction) = rtc.media(mid).map(|m| m.direction()) else {
+        return;
+    };
+    if !direction.is_sending() {
+        return;
+    }
+    let off = if direction.is_receiving() {
+        Direction::RecvOnly
+    } else {
+        Direction::Inactive
+    };
+    let mut api = rtc.sdp_api();
+    api.set_direction(mid, off);
+    api.set_direction(mid, direction);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, Instant};
+
+    use str0m::bwe::Bitrate;
+    use str0m::media::{Direction, MediaKind, Mid, Pt};
+    use str0m::net::{Protocol, Receive};
+    use str0m::rtp::{RtpWrite, Ssrc};
+    use str0m::{Candidate, Input, Output, Rtc};
+
+    use super::drop_queued;
+
+    /// Drives `from` at `now` until it waits, handing what it sends to `to`.
+    fn drive(from: &mut Rtc, to: &mut Rtc, now: Instant) {
+        from.handle_input(Input::Timeout(now)).unwrap();
+        for _ in 0..10_000 {
+            match from.poll_output().unwrap() {
+                Output::Timeout(_) => return,
+                Output::Transmit(t) => {
+                    let receive = Receive {
+                        proto: Protocol::Udp,
+                        source: t.source,
+                        destination: t.destination,
+                        contents: (&t.contents[..]).try_into().unwrap(),
+                    };
+                    to.handle_input(Input::Receive(now, receive)).unwrap();
+                }
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    /// Two `Rtc`s connected over the direct API, the first with a bandwidth estimate (and so a
+    /// pacer), sending video on `mid` from the stream `ssrc`; and the time reached.
+    fn connected(mid: Mid, ssrc: Ssrc) -> (Rtc, Rtc, Instant) {
+        let mut now = Instant::now();
+        let provider = || std::sync::Arc::new(str0m::crypto::from_feature_flags());
+        let mut l = Rtc::builder()
+            .set_rtp_mode(true)
+            .enable_bwe(Some(Bitrate::kbps(300)))
+            .set_crypto_provider(provider())
+            .build(now);
+        let mut r = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_crypto_provider(provider())
+            .build(now);
+        let host = |a, port| Candidate::host((Ipv4Addr::new(a, a, a, a), port).into(), "udp");
+        let (hl, hr) = (host(1, 1000).unwrap(), host(2, 2000).unwrap());
+        l.add_local_candidate(hl.clone());
+        l.add_remote_candidate(hr.clone());
+        r.add_local_candidate(hr);
+        r.add_remote_candidate(hl);
+        let (fl, fr) = (
+            l.direct_api().local_dtls_fingerprint().clone(),
+            r.direct_api().local_dtls_fingerprint().clone(),
+        );
+        l.direct_api().set_remote_fingerprint(fr);
+        r.direct_api().set_remote_fingerprint(fl);
+        let (cl, cr) = (
+            l.direct_api().local_ice_credentials(),
+            r.direct_api().local_ice_credentials(),
+        );
+        l.direct_api().set_remote_ice_credentials(cr);
+        r.direct_api().set_remote_ice_credentials(cl);
+        l.direct_api().set_ice_controlling(true);
+        r.direct_api().set_ice_controlling(false);
+        l.direct_api().start_dtls(true).unwrap();
+        r.direct_api().start_dtls(false).unwrap();
+        for _ in 0..2_000 {
+            if l.is_connected() && r.is_connected() {
+                break;
+            }
+            drive(&mut l, &mut r, now);
+            drive(&mut r, &mut l, now);
+            now += Duration::from_millis(5);
+        }
+        assert!(l.is_connected() && r.is_connected(), "not connected");
+        let mut api = l.direct_api();
+        api.declare_media(mid, MediaKind::Video);
+        api.declare_stream_tx(ssrc, None, mid, None);
+        (l, r, now)
+    }
+
+    /// What the stream `ssrc` of `l` holds after a look at `now`.
+    fn queued(l: &mut Rtc, r: &mut Rtc, ssrc: Ssrc, now: Instant) -> usize {
+        drive(l, r, now);
+        let mut api = l.direct_api();
+        let tx = api.stream_tx(&ssrc).unwrap();
+        tx.queue_info().map_or(0, |q| q.packet_count())
+    }
+
+    #[test]
+    fn what_a_section_holds_to_send_is_dropped_and_its_direction_kept() {
+        let (mid, ssrc) = (Mid::from("v"), Ssrc::from(7));
+        let (mut l, mut r, t0) = connected(mid, ssrc);
+        // 100 kB at once into a pacer at about 300 kbit/s: most of it waits.
+        let write = |l: &mut Rtc, seq: u64| {
+            let w = RtpWrite::new(
+                Pt::from(96),
+                seq.into(),
+                3000 * seq as u32,
+                t0,
+                vec![0; 1000],
+            );
+            l.direct_api().stream_tx(&ssrc).unwrap().write_rtp(w);
+        };
+        for seq in 0..100 {
+            write(&mut l, seq);
+        }
+        let ms = Duration::from_millis(1);
+        let before = queued(&mut l, &mut r, ssrc, t0 + ms);
+        assert!(before > 50, "{before} queued");
+        let direction = l.media(mid).map(|m| m.direction());
+        assert_eq!(direction, Some(Direction::SendRecv));
+        drop_queued(&mut l, mid);
+        assert_eq!(l.media(mid).map(|m| m.direction()), direction);
+        assert_eq!(queued(&mut l, &mut r, ssrc, t0 + ms * 2), 0);
+        // The stream takes new packets as before.
+        write(&mut l, 100);
+        write(&mut l, 101);
+        let after = queued(&mut l, &mut r, ssrc, t0 + ms * 3);
+        assert!(after <= 2, "{after} queued");
+        // A section that does not send is left alone.
+        l.sdp_api().set_direction(mid, Direction::RecvOnly);
+        drop_queued(&mut l, mid);
+        assert_eq!(
+            l.media(mid).map(|m| m.direction()),
+            Some(Direction::RecvOnly)
+        );
     }
 }

@@ -69,8 +69,9 @@ struct Decision {
 struct Link {
     /// The latest reports or the pacer's queue show congestion.
     congested: bool,
-    /// The latest receiver reports show congestion: the evidence a pause needs (what the
-    /// pacer's queue lets out, measured over a fraction of a second, is not).
+    /// The latest receiver reports show congestion, or the pacer has held video for 0.6 s:
+    /// the evidence a pause needs (what the pacer's queue lets out, measured over a fraction
+    /// of a second, is not).
     reported: bool,
     /// The loss-based ceiling, not the estimate, is what limits the budget.
     by_loss: bool,
@@ -113,7 +114,7 @@ impl Room {
         };
         let link = Link {
             congested: p.downlink.congested(now),
-            reported: p.downlink.reported_congested(now),
+            reported: p.downlink.congested_for_a_pause(now),
             by_loss: ceiling.is_some_and(|c| p.estimate.is_none_or(|e| c < e)),
         };
         let limit = match (p.estimate, ceiling) {
@@ -139,7 +140,7 @@ impl Room {
         }
         let mut keyframes = Vec::new();
         let mut forget = Vec::new();
-        let mut flush = Vec::new();
+        let mut abandoned = Vec::new();
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
@@ -168,12 +169,13 @@ impl Room {
                     forget.push(slot);
                 }
             }
-            // On a congested link the layer left behind stops at once: its packets would
-            // only queue ahead of the new layer's keyframe.
+            // On a congested link the layer left behind stops at once, and what str0m still
+            // holds of it is dropped: its packets would only queue ahead of the new layer's
+            // keyframe.
             let abandon =
                 link.congested && !d.paused && d.target.is_some() && d.target != c.current;
-            if abandon != c.abandon {
-                flush.push((slot, abandon));
+            if abandon && !c.abandon {
+                abandoned.push(slot);
             }
             c.abandon = abandon;
             c.target = d.target;
@@ -184,8 +186,8 @@ impl Room {
         for slot in forget {
             p.forget_resends(slot);
         }
-        for (slot, abandon) in flush {
-            p.flush_paced(slot, abandon, now);
+        for slot in abandoned {
+            p.drop_abandoned(slot, now);
         }
         p.set_rtx_congested(reported_ceiling.is_some());
         p.allocate_due = (!video.is_empty()).then_some(now + REALLOCATE_EVERY);
