@@ -209,7 +209,7 @@ impl Downlink {
     }
 
     /// The last receiver report said the link was congested.
-    pub(crate) fn reported_congested(&self, now: Instant) -> bool {
+    fn reported_congested(&self, now: Instant) -> bool {
         self.congested_at
             .is_some_and(|at| now.saturating_duration_since(at) <= FRESH)
             && self.latest_congested()

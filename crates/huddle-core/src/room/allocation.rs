@@ -72,7 +72,7 @@ struct Link {
     /// The latest receiver reports show congestion, or the pacer has held video for 0.6 s:
     /// the evidence a pause needs (what the pacer's queue lets out, measured over a fraction
     /// of a second, is not).
-    reported: bool,
+    pause_evidence: bool,
     /// The loss-based ceiling, not the estimate, is what limits the budget.
     by_loss: bool,
 }
@@ -114,7 +114,7 @@ impl Room {
         };
         let link = Link {
             congested: p.downlink.congested(now),
-            reported: p.downlink.congested_for_a_pause(now),
+            pause_evidence: p.downlink.congested_for_a_pause(now),
             by_loss: ceiling.is_some_and(|c| p.estimate.is_none_or(|e| c < e)),
         };
         let limit = match (p.estimate, ceiling) {
@@ -437,7 +437,7 @@ fn decide(
             PAUSE_BELOW
         };
         let short = (budget as f64) < rate(lowest) as f64 * threshold;
-        let pause = t.is_simulcast() && short && (choice.paused || link.reported);
+        let pause = t.is_simulcast() && short && (choice.paused || link.pause_evidence);
         return Decision {
             target: Some(lowest),
             paused: pause,
@@ -641,7 +641,7 @@ mod tests {
 
     const CONGESTED: Link = Link {
         congested: true,
-        reported: true,
+        pause_evidence: true,
         by_loss: true,
     };
 
@@ -710,7 +710,7 @@ mod tests {
         // the lowest layer still, not a pause.
         let queue_only = Link {
             congested: true,
-            reported: false,
+            pause_evidence: false,
             by_loss: true,
         };
         let p = Preference::default();
