@@ -171,10 +171,11 @@ impl Room {
             }
             // On a congested link the layer left behind stops at once, and what str0m still
             // holds of it is dropped: its packets would only queue ahead of the new layer's
-            // keyframe.
+            // keyframe. So is what it holds of a video that pauses: on the link that could not
+            // carry it, those frames would arrive late and take the audio's room.
             let abandon =
                 link.congested && !d.paused && d.target.is_some() && d.target != c.current;
-            if abandon && !c.abandon {
+            if (abandon && !c.abandon) || (d.paused && !c.paused) {
                 abandoned.push(slot);
             }
             c.abandon = abandon;
