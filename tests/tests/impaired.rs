@@ -21,6 +21,11 @@ const WINDOW: Duration = Duration::from_secs(10);
 const DRAIN: Duration = Duration::from_millis(700);
 const MAX_FREEZE: Duration = Duration::from_secs(1);
 
+/// These tests measure timing (freezes, switch and recovery times, what the estimator finds)
+/// with a dozen peers each: two at once on a 2-core machine starve each other's peers and
+/// the server, and the figures then measure that. Each holds this while it runs.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn publisher_options() -> ClientOptions {
     ClientOptions {
         video_bitrate_bps: 1_000_000,
@@ -110,6 +115,7 @@ fn lost_share(relay: &Relay, d: huddle_tests::impair::Direction) -> f64 {
 /// towards four viewers of one publisher, beside a loss-free viewer through a clean relay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_recover_from_random_and_bursty_loss() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     use huddle_tests::impair::Direction::Down;
     let server = start_server(None).await;
     let room = "lossy";
@@ -193,6 +199,7 @@ async fn viewers_recover_from_random_and_bursty_loss() {
 /// on the same server): huddle NACKs upstream, so its viewers see what it recovered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_see_what_huddle_recovered_from_a_lossy_publisher() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     use huddle_tests::impair::Direction::Up;
     let server = start_server(None).await;
     let cases = [("up-0", 0.0), ("up-5", 0.05), ("up-15", 0.15)];
@@ -308,20 +315,13 @@ fn simulcast_publisher() -> ClientOptions {
 
 /// A simulcast subscriber capped at 500 kbit/s moves down to a layer that fits within 5 s,
 /// without a freeze over a second, while an uncapped one stays on the full layer; lifting
-/// the cap brings it back up within 15 s.
+/// the cap brings it back up within 15 s. Measured (2 shared cores): down after 0.76-0.77 s,
+/// longest freeze while capped 348-732 ms, back on the full layer 2.9-9.0 s after the lift
+/// (the estimator restarted when it stayed put; without, once in five runs it stayed under
+/// 1 Mbit/s for 16 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap (issue 13): the climb back after the lift, not the freeze. Measured (10 \
-            runs alone, 2 shared cores): longest freeze while capped 464, 590, 326, 448, 410, \
-            241, 719, 689, 419, 470 ms (limit 1 s; before str0m's queue of the old layer was \
-            dropped on the switch: 1.0-1.8 s in 7 of 10); down after 0.76 s (once already on h \
-            at the cap); back to f after the lift 5.4, -, 4.1, 7.2, 5.6, 6.1, 5.1, 5.3, 6.4, \
-            9.4 s (limit 15 s; once not within 16 s, the estimate stuck at 610 kbit/s). In the \
-            whole impaired suite (five tests at once) it passed twice (freeze 0.59 s) and once was \
-            not back on f within 16 s (the estimate grew from 344 kbit/s to 4.2 Mbit/s over \
-            14 s). Four runs more after a pacer holding video 0.6 s became evidence for a pause \
-            (was 1 s): freeze 162, 364, 738, 346 ms; back to f after 3.6, 5.9, 4.9 s, once not \
-            within 16 s; run with --ignored"]
 async fn a_capped_subscriber_moves_down_a_layer_and_back_up() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     use huddle_tests::impair::Direction::Down;
     let server = start_server(None).await;
     let (base, room) = (server.base_url(), "capped");
@@ -492,6 +492,7 @@ async fn a_capped_subscriber_moves_down_a_layer_and_back_up() {
 /// does not fit) pauses; lifting the cap brings the video back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_flows_under_a_tight_cap_while_video_pauses() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     use huddle_tests::impair::Direction::Down;
     let server = start_server(None).await;
     let (base, room) = (server.base_url(), "tight");
@@ -525,6 +526,10 @@ async fn audio_flows_under_a_tight_cap_while_video_pauses() {
     let audio_gap = s.audio.frames.longest_freeze_between(from, to).0;
     let audio_capped_gap = s.audio.frames.longest_freeze_between(cap_at, to).0;
     let video = s.video.frames.decoded_between(from, to);
+    // What was already on the link when the video paused (the relay's queue holds 200 ms,
+    // about five frames of the lowest layer) arrives in the first moments; nothing after.
+    let drained = from + Duration::from_millis(500);
+    let video_late = s.video.frames.decoded_between(drained, to);
     let lift_at = Instant::now();
     relay.set(Down, Impairment::default());
     let resumed = until_layer(&base, room, &me, Duration::from_secs(16), |l| !l.1).await;
@@ -544,7 +549,8 @@ async fn audio_flows_under_a_tight_cap_while_video_pauses() {
     }
     println!(
         "capped at 150 kbit/s: video paused after {paused:?}; over 4 s paused: audio {audio} frames \
-         (longest gap {} ms, {} ms since the cap), video {video} frames; report {still:?}; cap \
+         (longest gap {} ms, {} ms since the cap), video {video} frames ({video_late} after the \
+         first 500 ms); report {still:?}; cap \
          lifted: unpaused after {resumed:?}, 10 video frames decoded after {video_back:?}",
         audio_gap.as_millis(),
         audio_capped_gap.as_millis(),
@@ -559,7 +565,10 @@ async fn audio_flows_under_a_tight_cap_while_video_pauses() {
         audio_gap < Duration::from_millis(300),
         "audio gap {audio_gap:?}"
     );
-    assert!(video <= 5, "{video} video frames while paused");
+    assert!(
+        video_late == 0,
+        "{video_late} video frames while paused, after the first 500 ms"
+    );
     assert!(resumed.is_some(), "video stayed paused");
     assert!(
         video_back.is_some_and(|d| d <= Duration::from_secs(15)),
@@ -577,6 +586,7 @@ async fn audio_flows_under_a_tight_cap_while_video_pauses() {
 /// what the next packet carried again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn red_recovers_audio_lost_towards_viewers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     use huddle_tests::impair::Direction::Down;
     let server = start_server(None).await;
     let audio_only = |red: bool| ClientOptions {

@@ -113,7 +113,8 @@ pub(crate) struct Choice {
     pub paused: bool,
     pub reason: Reason,
     pub switched_at: Option<Instant>,
-    /// Since when a higher layer than the target has fitted the budget (up-switch hysteresis).
+    /// Since when a higher layer than the target has fitted the budget (up-switch hysteresis),
+    /// or, paused, the lowest layer (resume hysteresis).
     pub fits_higher_since: Option<Instant>,
     pub preference: Preference,
 }

@@ -36,6 +36,8 @@ pub(crate) struct Counters {
     /// choice ([`crate::Reason::index`]).
     pub layer_switches: [u64; crate::Reason::COUNT],
     pub pauses: u64,
+    /// Subscribers' bandwidth estimators restarted to find a widened link ([`crate::reprobe`]).
+    pub estimator_restarts: u64,
     /// NACKs from subscribers, retransmissions answering them, NACKs sent to publishers.
     pub nacks_received: u64,
     pub retransmissions: u64,

@@ -120,6 +120,9 @@ pub struct SfuStats {
     /// (indexed by [`crate::Reason::index`]), and how many of them were pauses.
     pub layer_switches: [u64; crate::Reason::COUNT],
     pub pauses: u64,
+    /// Subscribers' bandwidth estimators restarted because one stayed put below what its
+    /// subscriber wants on a clean link.
+    pub estimator_restarts: u64,
     /// NACKs received from subscribers, retransmissions sent, NACKs sent to publishers.
     pub nacks_received: u64,
     pub retransmissions: u64,
@@ -154,6 +157,7 @@ impl std::ops::Add for SfuStats {
                     + b.layer_switches.get(i).copied().unwrap_or(0)
             }),
             pauses: self.pauses + b.pauses,
+            estimator_restarts: self.estimator_restarts + b.estimator_restarts,
             nacks_received: self.nacks_received + b.nacks_received,
             retransmissions: self.retransmissions + b.retransmissions,
             nacks_sent: self.nacks_sent + b.nacks_sent,
@@ -751,6 +755,7 @@ impl Sfu {
             keyframe_requests_sent: c.keyframe_requests_sent,
             layer_switches: c.layer_switches,
             pauses: c.pauses,
+            estimator_restarts: c.estimator_restarts,
             nacks_received: c.nacks_received,
             retransmissions: c.retransmissions,
             nacks_sent: c.nacks_sent,

@@ -129,6 +129,10 @@ pub fn install() {
         "Subscribers' video paused for bandwidth"
     );
     describe_counter!(
+        "huddle_estimator_restarts_total",
+        "Subscribers' bandwidth estimators restarted to find a link that widened"
+    );
+    describe_counter!(
         "huddle_nacks_received_total",
         "NACKs received from subscribers"
     );
@@ -206,6 +210,7 @@ pub fn publish(report: &Report, sessions: usize) {
         counter!("huddle_layer_switches_total", "reason" => reason.to_string()).absolute(n);
     }
     counter!("huddle_video_pauses_total").absolute(s.pauses);
+    counter!("huddle_estimator_restarts_total").absolute(s.estimator_restarts);
     counter!("huddle_nacks_received_total").absolute(s.nacks_received);
     counter!("huddle_retransmissions_total").absolute(s.retransmissions);
     counter!("huddle_nacks_sent_total").absolute(s.nacks_sent);

@@ -23,6 +23,7 @@ use tracing::debug;
 
 use super::{Ctx, Room};
 use crate::choice::{Choice, LayerReport, Preference, Reason, SubscriptionReport};
+use crate::reprobe::Retry;
 use crate::track::Track;
 use crate::{ParticipantId, TrackId};
 
@@ -36,8 +37,9 @@ const UP_AFTER: Duration = Duration::from_secs(2);
 /// layer's bitrate… (A track with one encoding is never paused: the estimate of a receiver
 /// that only ever gets what one encoder sends cannot grow past it, and tracks it closely.)
 const PAUSE_BELOW: f64 = 0.8;
-/// …and resumes above this share.
+/// …and resumes above this share, once it has stayed there this long.
 const RESUME_ABOVE: f64 = 1.1;
+const RESUME_AFTER: Duration = Duration::from_secs(1);
 /// The least bandwidth a receiver of video asks its estimator to find.
 const MIN_DESIRED: u64 = 1_000_000;
 /// The widest layer a camera held back for not speaking gets.
@@ -51,7 +53,7 @@ struct Decision {
     target: Option<u8>,
     paused: bool,
     reason: Reason,
-    /// Since when a higher layer fits (kept for the hysteresis).
+    /// Since when a higher layer fits, or the lowest while paused (kept for the hysteresis).
     fits_higher_since: Option<Instant>,
     /// The bitrate of the chosen layer, and of the layer the subscriber would like.
     chosen_rate: u64,
@@ -203,8 +205,16 @@ impl Room {
                 (desired + desired / 2).max(MIN_DESIRED)
             };
             let held = held_back && ceiling.is_none() && !link.congested;
-            let retry = p.reprobe.desired(desired, p.estimate, held, now);
-            let desired = retry.unwrap_or(desired);
+            let retry = p.reprobe.retry(desired, p.estimate, held, now);
+            if let Some(Retry::Restart(estimate)) = retry {
+                debug!(participant = %id, estimate, desired, "restarting the estimator");
+                cx.out.counters.estimator_restarts += 1;
+                p.rtc.bwe().reset(Bitrate::bps(estimate));
+            }
+            let desired = match retry {
+                Some(Retry::Desired(d)) => d,
+                _ => desired,
+            };
             let changed = p.bwe_asked.is_none_or(|(m, d)| {
                 if retry.is_some() {
                     return d != desired;
@@ -427,6 +437,15 @@ fn decide(
     } else {
         Reason::Bandwidth
     };
+    // Paused video resumes once the lowest layer has fitted, with room to spare, for a while:
+    // an estimate that jumped for a moment on a link still too narrow would only pause it
+    // again a second later.
+    let resume_since = choice
+        .paused
+        .then(|| choice.fits_higher_since.unwrap_or(now))
+        .filter(|_| best_fit.is_some());
+    let best_fit = best_fit
+        .filter(|_| resume_since.is_none_or(|s| now.saturating_duration_since(s) >= RESUME_AFTER));
     let Some(mut chosen) = best_fit else {
         // Not even the lowest layer fits: pause, with hysteresis, unless close enough. A
         // pause needs the receiver's reports to show the link congested as well: an estimate
@@ -438,12 +457,14 @@ fn decide(
             PAUSE_BELOW
         };
         let short = (budget as f64) < rate(lowest) as f64 * threshold;
-        let pause = t.is_simulcast() && short && (choice.paused || link.pause_evidence);
+        let pause = t.is_simulcast()
+            && (short || resume_since.is_some())
+            && (choice.paused || link.pause_evidence);
         return Decision {
             target: Some(lowest),
             paused: pause,
             reason: if pause { Reason::Paused } else { limited },
-            fits_higher_since: None,
+            fits_higher_since: resume_since.filter(|_| pause),
             chosen_rate: if pause { 0 } else { rate(lowest) },
             wanted_rate: rate(by_tile),
             // Paused, the estimator keeps sending about what resuming needs (padding within
@@ -670,7 +691,21 @@ mod tests {
             decide(&t, &paused, p, Some(155_000), clean, false, now).paused,
             "not back at the edge"
         );
+        // Above the edge, it waits a while before resuming; below it again, the wait starts
+        // over.
         let d = decide(&t, &paused, p, Some(200_000), clean, false, now);
+        assert!(d.paused && d.fits_higher_since == Some(now), "{d:?}");
+        let waiting = Choice {
+            fits_higher_since: d.fits_higher_since,
+            ..paused.clone()
+        };
+        let soon = now + RESUME_AFTER / 2;
+        let t = track(&RATES, soon);
+        let d = decide(&t, &waiting, p, Some(155_000), clean, false, soon);
+        assert!(d.paused && d.fits_higher_since.is_none(), "{d:?}");
+        let later = now + RESUME_AFTER;
+        let t = track(&RATES, later);
+        let d = decide(&t, &waiting, p, Some(200_000), clean, false, later);
         assert!(
             !d.paused && d.target == Some(0) && d.probe_rate == 0,
             "{d:?}"

@@ -37,6 +37,7 @@ pub(super) async fn debug_stats(
         "packets_received": s.packets_received,
         "packets_forwarded": s.packets_forwarded,
         "timer_wakeups": s.timer_wakeups,
+        "estimator_restarts": s.estimator_restarts,
         "packets_relayed": s.packets_relayed,
         "relay_dropped": report.relay_dropped,
         "keyframe_requests_sent": s.keyframe_requests_sent,
