@@ -79,6 +79,13 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_SPEAKER_FOCUS_AFTER", default_value_t = 6)]
     pub speaker_focus_after: usize,
 
+    /// Bandwidth estimation for viewers that negotiate transport-wide congestion control:
+    /// their simulcast layers follow it, and their video pauses when even the lowest layer
+    /// cannot be carried. `--bandwidth-estimation false` sends every viewer the layer its tile
+    /// warrants, whatever its link (for a LAN, or to measure what the estimation costs).
+    #[arg(long, env = "HUDDLE_BANDWIDTH_ESTIMATION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bandwidth_estimation: bool,
+
     /// Log lines as text for people or JSON for collectors (`RUST_LOG` sets the levels).
     #[arg(long, env = "HUDDLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -293,6 +300,7 @@ impl Config {
             turn_ttl: Duration::from_secs(86_400),
             connect_timeout: Duration::from_secs(20),
             speaker_focus_after: 6,
+            bandwidth_estimation: true,
             log_format: LogFormat::Text,
             jwt_secret: None,
             token: None,

@@ -243,6 +243,7 @@ impl Server {
             max_room_participants: config.limits.max_room_participants,
             connect_timeout: config.connect_timeout,
             speaker_focus_after: config.speaker_focus_after,
+            bandwidth_estimation: config.bandwidth_estimation,
         };
         let (media, exits) = media::spawn(media_config, sessions.clone(), registry.clone())
             .map_err(|e| StartError::Udp(udp_addr, e))?;

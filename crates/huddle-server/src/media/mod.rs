@@ -121,6 +121,8 @@ pub struct MediaConfig {
     pub connect_timeout: std::time::Duration,
     /// Cameras of non-speakers are held low in rooms with more videos than this (0: never).
     pub speaker_focus_after: usize,
+    /// Viewers get a bandwidth estimate that their layers follow.
+    pub bandwidth_estimation: bool,
 }
 
 /// Starts one thread per socket. Returns the handle and a queue on which each worker's end
@@ -165,6 +167,7 @@ pub fn spawn(
             ice_tcp: config.ice_tcp && tcp.is_some(),
             connect_timeout: config.connect_timeout,
             speaker_focus_after: config.speaker_focus_after,
+            bandwidth_estimation: config.bandwidth_estimation,
             ..SfuConfig::new(advertised.clone())
         };
         configs.push(core.clone());
