@@ -73,10 +73,15 @@ def harness_share(run):
     return None if h is None or not s else h / s * 100
 
 
-def janus_ratio(cmp):
+def ratio(cmp, num_sut, den_sut):
+    """Mean server CPU per forwarded packet of `num_sut` over that of `den_sut`."""
     means = {s["sut"]: s["mean_server_cpu_us_per_forwarded_packet"] for s in cmp["summary"]}
-    h, j = means.get("huddle"), means.get("janus")
-    return None if not h or j is None else j / h
+    n, d = means.get(num_sut), means.get(den_sut)
+    return None if not d or n is None else n / d
+
+
+def janus_ratio(cmp):
+    return ratio(cmp, "janus", "huddle")
 
 
 def knee_steps():
@@ -164,10 +169,11 @@ def broadcasts():
     return out
 
 
-def janus():
+def side_by_side(prefix, label, of):
+    """The runs of `{prefix}-10` and `{prefix}-100` in turn, each size closed by `of(cmp)`."""
     rows = []
     for n in (10, 100):
-        c = load(f"janus-{n}")
+        c = load(f"{prefix}-{n}")
         if not c:
             continue
         for i, run in enumerate(c["runs"]):
@@ -177,12 +183,21 @@ def janus():
                          num(w.get("server_cpu_pct"), "{:.1f}%"),
                          f"**{num(us_per_pkt(run), '{:.2f}')}**",
                          num(w.get("others_cpu_pct"), "{:.0f}%")])
-        rows.append([n, "**Janus ÷ huddle**", "", "", "", "", "",
-                     f"**{num(janus_ratio(c), '{:.2f}×')}**", ""])
+        rows.append([n, f"**{label}**", "", "", "", "", "",
+                     f"**{num(of(c), '{:.2f}×')}**", ""])
     if not rows:
-        return "Not run (Janus not installed)."
+        return None
     return table(["viewers", "SUT", "run", "down-tracks", "fwd pkt/s", "loss", "server CPU",
                   "µs / fwd pkt", "others"], rows)
+
+
+def janus():
+    return side_by_side("janus", "Janus ÷ huddle", janus_ratio) or "Not run (Janus not installed)."
+
+
+def bwe():
+    return side_by_side("bwe", "without ÷ with", lambda c: ratio(c, "huddle-no-bwe", "huddle")) \
+        or "Not run."
 
 
 def ramp():
@@ -237,7 +252,7 @@ def cascade():
                    f"**{num(c.get('relay_overhead_us_per_forwarded_packet'), '{:.2f}')}**", nodes]])
 
 
-SECTIONS = {"summary": summary, "broadcast": broadcasts, "janus": janus, "ramp": ramp,
+SECTIONS = {"summary": summary, "broadcast": broadcasts, "janus": janus, "bwe": bwe, "ramp": ramp,
             "meeting": meeting, "cascade": cascade}
 
 

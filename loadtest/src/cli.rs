@@ -94,6 +94,9 @@ pub struct Common {
 pub enum SutKind {
     /// huddle (the binary next to this one, or --huddle-bin; --url for a running one).
     Huddle,
+    /// huddle started with `--bandwidth-estimation false`: no estimator, layer allocation or
+    /// pacing per viewer; next to `huddle`, what those cost per forwarded packet.
+    HuddleNoBwe,
     /// Janus VideoRoom (Debian's janus, started on loopback with its own config).
     Janus,
 }
@@ -238,6 +241,15 @@ impl Common {
     pub async fn start(&self, kind: SutKind) -> Result<Box<dyn Sut>, String> {
         match kind {
             SutKind::Huddle => self.sut().await,
+            SutKind::HuddleNoBwe => {
+                if self.url.is_some() {
+                    return Err("--sut huddle-no-bwe starts its own huddle: not with --url".into());
+                }
+                let extra = ["--bandwidth-estimation".to_owned(), "false".to_owned()];
+                Ok(Box::new(
+                    self.huddle_process(&extra).await?.named("huddle-no-bwe"),
+                ))
+            }
             SutKind::Janus => {
                 if self.pin_server.is_some() && which_taskset().is_none() {
                     return Err("--pin-server needs taskset (util-linux)".into());
@@ -262,6 +274,11 @@ impl Common {
         if let Some(url) = &self.url {
             return Ok(Box::new(ExternalHuddle::new(url, self.server_pid)));
         }
+        Ok(Box::new(self.huddle_process(&[]).await?))
+    }
+
+    /// Starts the huddle binary with --server-arg and `extra`.
+    async fn huddle_process(&self, extra: &[String]) -> Result<HuddleProcess, String> {
         let bin = match &self.huddle_bin {
             Some(b) => b.clone(),
             None => default_huddle_bin().ok_or(
@@ -271,7 +288,8 @@ impl Common {
         if self.pin_server.is_some() && which_taskset().is_none() {
             return Err("--pin-server needs taskset (util-linux)".into());
         }
-        let p = HuddleProcess::start(&bin, self.pin_server, &self.server_arg).await?;
+        let args: Vec<String> = self.server_arg.iter().chain(extra).cloned().collect();
+        let p = HuddleProcess::start(&bin, self.pin_server, &args).await?;
         eprintln!(
             "started {} at {} (pid {}{})",
             bin.display(),
@@ -281,7 +299,7 @@ impl Common {
                 .map(|c| format!(", pinned to CPU {c}"))
                 .unwrap_or_default()
         );
-        Ok(Box::new(p))
+        Ok(p)
     }
 }
 

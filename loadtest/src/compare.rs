@@ -122,7 +122,7 @@ impl Comparison {
             self.viewers, self.rounds
         );
         println!(
-            "  {:<8} {:>11} {:>9} {:>9} {:>10} {:>8} {:>13} {:>9} {:>13} {:>7} {:>12}",
+            "  {:<13} {:>11} {:>9} {:>9} {:>10} {:>8} {:>13} {:>9} {:>13} {:>7} {:>12}",
             "sut",
             "down-tracks",
             "fwd pkt/s",
@@ -138,7 +138,7 @@ impl Comparison {
         for r in &self.runs {
             let w = &r.window;
             println!(
-                "  {:<8} {:>11} {:>9.0} {:>9.4} {:>9.2}% {:>8} {:>13} {:>9} {:>13} {:>7} {:>12}",
+                "  {:<13} {:>11} {:>9.0} {:>9.4} {:>9.2}% {:>8} {:>13} {:>9} {:>13} {:>7} {:>12}",
                 r.sut,
                 format!("{}/{}", w.down_tracks_receiving, w.down_tracks_expected),
                 w.forwarded_packets_per_s,
@@ -159,7 +159,7 @@ impl Comparison {
         println!("  mean CPU per forwarded packet:");
         for s in &self.summary {
             println!(
-                "    {:<8} {} µs over {} run(s), loss {:.4}%",
+                "    {:<13} {} µs over {} run(s), loss {:.4}%",
                 s.sut,
                 us(s.mean_server_cpu_us_per_forwarded_packet),
                 s.runs,

@@ -142,6 +142,7 @@ pub struct HuddleProcess {
     child: Option<Child>,
     urls: HuddleUrls,
     pid: u32,
+    name: &'static str,
 }
 
 /// The `huddle` binary next to this executable: `target/release/huddle`, else `target/debug/huddle`.
@@ -211,6 +212,7 @@ impl HuddleProcess {
             child: Some(child),
             urls: HuddleUrls::new(&format!("http://{http}")),
             pid,
+            name: "huddle",
         };
         if let Err(e) = wait_healthy(&me.urls.base, Duration::from_secs(20)).await {
             me.stop();
@@ -246,9 +248,17 @@ pub async fn wait_healthy(base: &str, timeout: Duration) -> Result<(), String> {
     ))
 }
 
+impl HuddleProcess {
+    /// The same server under another name in reports (started with other arguments).
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+}
+
 impl Sut for HuddleProcess {
     fn name(&self) -> &str {
-        "huddle"
+        self.name
     }
     fn publish(&self, room: &str, opts: ClientOptions) -> SutFuture<Publisher> {
         self.urls.publish(room, opts)
