@@ -39,6 +39,7 @@ const UP_AFTER: Duration = Duration::from_secs(2);
 const PAUSE_BELOW: f64 = 0.8;
 /// …and resumes above this share, once it has stayed there this long.
 const RESUME_ABOVE: f64 = 1.1;
+/// How long the budget must have stayed above it.
 const RESUME_AFTER: Duration = Duration::from_secs(1);
 /// The least bandwidth a receiver of video asks its estimator to find.
 const MIN_DESIRED: u64 = 1_000_000;
