@@ -9,6 +9,19 @@ use huddle_tests::{start_server, start_with};
 
 const CONNECT: Duration = Duration::from_secs(10);
 
+/// The subscriptions report at `url` once `done` says so, or the last one after 5 s.
+async fn report_until(url: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if done(&body) || tokio::time::Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_subscriptions_report_explains_each_viewer() {
     let server = start_server(None).await;
@@ -30,15 +43,7 @@ async fn the_subscriptions_report_explains_each_viewer() {
                     .is_some_and(|b| b > 100_000)
         })
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let last = loop {
-        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
-        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
-        if explained(&body) || tokio::time::Instant::now() > deadline {
-            break body;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let last = report_until(&url, explained).await;
     assert!(explained(&last), "{last:#}");
     let row = &last["subscriptions"][0];
     assert_eq!(row["paused"], false);
@@ -86,15 +91,7 @@ async fn without_bandwidth_estimation_a_viewer_gets_the_layer_its_tile_warrants(
             rows.len() == 1 && rows[0]["current"]["rid"] == "f" && rows[0]["reason"] == "best"
         })
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let last = loop {
-        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
-        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
-        if on_full(&body) || tokio::time::Instant::now() > deadline {
-            break body;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let last = report_until(&url, on_full).await;
     assert!(on_full(&last), "{last:#}");
     let row = &last["subscriptions"][0];
     assert!(row["estimate"].is_null(), "no estimator: {row}");
