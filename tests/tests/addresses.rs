@@ -107,7 +107,7 @@ async fn an_ipv4_publisher_reaches_an_ipv6_viewer_through_one_dual_stack_socket(
     viewer.wait_connected(CONNECT).await.unwrap();
     let received = eventually(Duration::from_secs(10), || async {
         let s = viewer.stats();
-        s.video.packets > 100 && s.video.frames.decoded > 10
+        s.video.packets > 100 && s.video.frames.decoded > 10 && s.audio.packets > 20
     })
     .await;
     let s = viewer.stats();
@@ -120,9 +120,8 @@ async fn an_ipv4_publisher_reaches_an_ipv6_viewer_through_one_dual_stack_socket(
     );
     assert!(
         received,
-        "the IPv6 viewer gets the IPv4 publisher's video: {s:?}"
+        "the IPv6 viewer gets the IPv4 publisher's video and audio: {s:?}"
     );
     assert_eq!(s.video.payload_mismatches, 0);
-    assert!(s.audio.packets > 20, "audio too: {}", s.audio.packets);
     server.shutdown().await;
 }
