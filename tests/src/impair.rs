@@ -11,6 +11,8 @@
 //! - [`via_relay`] points an answer's candidates at a relay, so a client offering no
 //!   candidates of its own (`obs_like`) reaches the server only through it; [`connect_viewer`]
 //!   and [`connect_publisher`] do the whole set-up.
+//! - An [`Impairment`] parses from text (`"loss=0.05 cap=500000"`, see `spec.rs`); the
+//!   `impair-relay` binary runs one [`Relay`] for peers outside Rust (browsers, aiortc).
 
 mod connect;
 mod link;
@@ -19,6 +21,7 @@ mod relay;
 mod rng;
 mod sdp;
 mod shaper;
+mod spec;
 
 pub use connect::{connect_publisher, connect_viewer};
 pub use link::{Impairment, Link, LinkStats};
@@ -27,3 +30,4 @@ pub use relay::{Direction, Relay};
 pub use rng::Rng;
 pub use sdp::{server_address, via_relay};
 pub use shaper::Cap;
+pub use spec::SpecError;
