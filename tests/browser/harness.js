@@ -373,3 +373,91 @@ export function received(page) {
     return { codec: `${names('video')}+${names('audio')}`, bundle_policy: pc.getConfiguration().bundlePolicy };
   });
 }
+
+// --- impaired links -------------------------------------------------------------------------
+
+const IMPAIR_RELAY = process.env.HUDDLE_IMPAIR_RELAY
+  ? path.resolve(process.env.HUDDLE_IMPAIR_RELAY)
+  : path.resolve(here, '../../target/debug/impair-relay');
+
+/**
+ * Starts `impair-relay` (tests/src/bin/impair-relay.rs) towards huddle's UDP address `server`:
+ * `up` (peer → huddle) and `down` (huddle → peer) are impairment specs such as `loss=0.05` or
+ * `cap=500000`. `set(direction, spec)` changes one from now on, `stats()` counts both.
+ */
+export async function startRelay(server, { up = 'none', down = 'none', seed = 1 } = {}) {
+  const proc = spawn(IMPAIR_RELAY, ['--server', server, '--up', up, '--down', down, '--seed', String(seed), '--max-seconds', '300'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const errors = [];
+  proc.stderr.on('data', (c) => errors.push(c.toString()));
+  const waiting = [];
+  let buffered = '';
+  proc.stdout.on('data', (chunk) => {
+    buffered += chunk.toString();
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      const next = waiting.shift();
+      if (next) next(JSON.parse(line));
+    }
+  });
+  const reply = () => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`impair-relay did not answer in 5 s: ${errors.join('')}`)), 5000);
+    waiting.push((v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
+  const started = reply();
+  proc.on('error', (e) => {
+    for (const w of waiting.splice(0)) w({ error: `cannot start ${IMPAIR_RELAY}: ${e.message} (build it with: cargo build -p huddle-tests --bin impair-relay, or set HUDDLE_IMPAIR_RELAY)` });
+  });
+  const hello = await started;
+  if (hello.error) throw new Error(hello.error);
+  const ask = async (line) => {
+    const answer = reply();
+    proc.stdin.write(`${line}\n`);
+    const v = await answer;
+    if (v.error) throw new Error(`impair-relay ${line}: ${v.error}`);
+    return v;
+  };
+  return track({
+    clientSide: hello.client_side,
+    serverSide: hello.server_side,
+    set: (direction, spec) => ask(`set ${direction} ${spec}`),
+    stats: () => ask('stats'),
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.stdin.end();
+      if ((await Promise.race([exited.then(() => true), sleep(2000)])) !== true) proc.kill('SIGKILL');
+    },
+  });
+}
+
+/** The first UDP candidate's `ip:port` in `sdp`: where huddle receives media. */
+export function serverAddress(sdp) {
+  for (const line of sdp.split(/\r?\n/)) {
+    const f = line.split(' ');
+    if (line.startsWith('a=candidate:') && f[2] && f[2].toLowerCase() === 'udp') return `${f[4]}:${f[5]}`;
+  }
+  return null;
+}
+
+/**
+ * `sdp` with every UDP candidate pointed at `relay` (`ip:port`) and other candidates dropped, so
+ * the peer reaches huddle only through the relay.
+ */
+export function viaRelay(sdp, relay) {
+  const [ip, port] = [relay.slice(0, relay.lastIndexOf(':')), relay.slice(relay.lastIndexOf(':') + 1)];
+  return sdp.split('\r\n').flatMap((line) => {
+    if (!line.startsWith('a=candidate:')) return [line];
+    const f = line.split(' ');
+    if (!f[2] || f[2].toLowerCase() !== 'udp') return [];
+    f[4] = ip;
+    f[5] = port;
+    return [f.join(' ')];
+  }).join('\r\n');
+}
