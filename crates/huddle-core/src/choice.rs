@@ -110,6 +110,9 @@ pub(crate) struct Choice {
     /// The current layer is no longer forwarded while the target's keyframe is awaited: the
     /// link is congested, and every packet more of it would queue ahead of that keyframe.
     pub abandon: bool,
+    /// What str0m still queued of it was dropped: the numbering has a gap there, which the
+    /// next source's first packet makes visible (see [`crate::downlink`]).
+    pub dropped_unsent: bool,
     pub paused: bool,
     pub reason: Reason,
     pub switched_at: Option<Instant>,
@@ -125,6 +128,7 @@ impl Default for Choice {
             current: None,
             target: Some(0),
             abandon: false,
+            dropped_unsent: false,
             paused: false,
             reason: Reason::Waiting,
             switched_at: None,

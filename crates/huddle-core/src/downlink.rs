@@ -32,9 +32,11 @@ const CEILING_HOLD: Duration = Duration::from_secs(3);
 /// A report older than this says nothing about now.
 const FRESH: Duration = Duration::from_millis(2500);
 /// Receiver reports this soon after a switch down on a congested link report the loss of the
-/// layer left behind: ignored (the next report covers the interval before the switch, the
-/// report after that may in part).
-const SWITCH_GRACE: Duration = Duration::from_secs(2);
+/// layer left behind, and so do those this soon after the next layer's first packet: what
+/// str0m still queued of the old layer was dropped unsent, and the subscriber counts the
+/// numbers it skipped as lost. Ignored. (A browser reports video every 0.5–1.5 s, and str0m
+/// hands the reports over once a second.)
+const SWITCH_GRACE: Duration = Duration::from_millis(2500);
 /// A look at the pacer's queue older than this says nothing about now (it is looked at every
 /// 100 ms).
 const BACKLOG_FRESH: Duration = Duration::from_millis(500);
@@ -70,8 +72,9 @@ pub(crate) struct Downlink {
     backlog_ceiling: Option<(u64, Instant)>,
     /// When the pacer's queue last showed a packet that had waited [`STUCK`].
     stuck_at: Option<Instant>,
-    /// When a layer was last left behind on a switch down on a congested link.
-    switched_down_at: Option<Instant>,
+    /// When a layer was last left behind on a switch down on a congested link, or the
+    /// numbering gap that left last reached the subscriber.
+    gap_at: Option<Instant>,
 }
 
 impl Downlink {
@@ -111,7 +114,7 @@ impl Downlink {
             return false;
         }
         if self
-            .switched_down_at
+            .gap_at
             .is_some_and(|f| now.saturating_duration_since(f) < SWITCH_GRACE)
         {
             // That loss is the old layer's (dropped at the bottleneck before the switch), not
@@ -187,10 +190,12 @@ impl Downlink {
         self.backlogged_now(now) || self.reported_congested(now)
     }
 
-    /// A layer was left behind on a switch down on a congested link (see
-    /// [`crate::participant::Participant::drop_abandoned`]).
-    pub(crate) fn switched_down(&mut self, now: Instant) {
-        self.switched_down_at = Some(now);
+    /// A layer was left behind on a switch down on a congested link, what str0m still queued
+    /// of it dropped (see [`crate::participant::Participant::drop_abandoned`]), or the next
+    /// source's first packet made that gap in the numbering visible: the receiver reports of
+    /// the next [`SWITCH_GRACE`] count it as loss.
+    pub(crate) fn numbering_gap(&mut self, now: Instant) {
+        self.gap_at = Some(now);
     }
 
     /// The link is congested and says so in a way a pause can rest on: the latest receiver
@@ -304,6 +309,23 @@ mod tests {
         assert!(second < first, "{second} < {first}");
         feed(&mut d, at + Duration::from_secs(2), 1, 3_000_000, 0.4, 120);
         assert_eq!(d.ceiling(at + Duration::from_secs(3)), Some(second));
+    }
+
+    #[test]
+    fn the_loss_of_a_numbering_gap_is_not_congestion() {
+        let t0 = Instant::now();
+        let mut d = Downlink::default();
+        feed(&mut d, t0, 2, 300_000, 0.0, 20);
+        // The next layer's first packet shows the numbers of what was dropped unsent.
+        let at = t0 + Duration::from_secs(2);
+        d.numbering_gap(at);
+        assert!(!feed(&mut d, at, 2, 300_000, 0.5, 20), "within the grace");
+        assert_eq!(d.ceiling(at + Duration::from_secs(2)), None);
+        let after = at + SWITCH_GRACE;
+        assert!(
+            feed(&mut d, after, 1, 300_000, 0.5, 20),
+            "heavy loss after it"
+        );
     }
 
     #[test]

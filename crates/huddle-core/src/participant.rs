@@ -312,6 +312,7 @@ impl Participant {
             return Forwarded::Dropped;
         };
         let mut switched = false;
+        let mut gap = false;
         if sub.kind == MediaKind::Video {
             let choice = &mut sub.choice;
             if choice.paused {
@@ -331,11 +332,16 @@ impl Participant {
                 // The target layer's keyframe: switch to it here, seamlessly.
                 debug!(participant = %self.id, mid = %sub.mid, from = ?choice.current, to = p.layer, "layer switched at its keyframe");
                 switched = choice.current.is_some();
+                gap = std::mem::take(&mut choice.dropped_unsent);
                 choice.current = Some(p.layer);
                 choice.abandon = false;
                 choice.switched_at = Some(now);
                 sub.backlog.clear();
             }
+        }
+        if gap {
+            // From this packet on the subscriber sees the numbers of what was dropped as lost.
+            self.downlink.numbering_gap(now);
         }
         if switched {
             self.forget_resends(slot);
@@ -394,10 +400,13 @@ impl Participant {
     /// discarded): nothing is offered, the direction is what was agreed. The receiver sees a
     /// gap in the numbering before the keyframe; what it asks for of it is no longer kept.
     pub(crate) fn drop_abandoned(&mut self, slot: usize, now: Instant) {
-        self.downlink.switched_down(now);
-        if let Some(mid) = self.subscriptions.get(slot).map(|s| s.mid) {
-            drop_queued(&mut self.rtc, mid);
-        }
+        self.downlink.numbering_gap(now);
+        let Some(sub) = self.subscriptions.get_mut(slot) else {
+            return;
+        };
+        sub.choice.dropped_unsent = true;
+        let mid = sub.mid;
+        drop_queued(&mut self.rtc, mid);
     }
 
     /// Whether its video resends are held to the congested share (see [`Self::forget_resends`]);

@@ -135,11 +135,12 @@ impl Room {
             };
             let held = pref.pin.is_none() && quiet.contains(track);
             let d = decide(t, &sub.choice, *pref, budget, link, held, now);
+            let given = budget;
             budget = budget.map(|b| b.saturating_sub(d.chosen_rate));
             minimum += d.chosen_rate.max(d.probe_rate).max(d.settle_rate);
             held_back |= d.reason == Reason::Bandwidth && d.wanted_rate > d.chosen_rate;
             desired += d.wanted_rate.max(d.chosen_rate);
-            decisions.push((*slot, *track, d));
+            decisions.push((*slot, *track, d, given));
         }
         let mut keyframes = Vec::new();
         let mut forget = Vec::new();
@@ -147,13 +148,18 @@ impl Room {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
-        for (slot, track, d) in decisions {
+        for (slot, track, d, given) in decisions {
             let Some(sub) = p.subscriptions.get_mut(slot) else {
                 continue;
             };
             let c = &mut sub.choice;
             if c.target != d.target || c.paused != d.paused {
-                debug!(participant = %id, %track, from = ?c.target, to = ?d.target, paused = d.paused, reason = %d.reason, "layer");
+                debug!(
+                    participant = %id, %track, from = ?c.target, to = ?d.target, paused = d.paused,
+                    reason = %d.reason, budget = ?given, estimate = ?p.estimate,
+                    reported_ceiling = ?reported_ceiling, queue_ceiling = ?queue_ceiling,
+                    pause_evidence = link.pause_evidence, "layer"
+                );
                 if let Some(n) = cx.out.counters.layer_switches.get_mut(d.reason.index()) {
                     *n += 1;
                 }
@@ -445,8 +451,11 @@ fn decide(
         .paused
         .then(|| choice.fits_higher_since.unwrap_or(now))
         .filter(|_| best_fit.is_some());
+    // It resumes on the lowest layer, and climbs from there as any layer held by the
+    // estimate does: what the estimator found while only padding went out may not hold.
     let best_fit = best_fit
-        .filter(|_| resume_since.is_none_or(|s| now.saturating_duration_since(s) >= RESUME_AFTER));
+        .filter(|_| resume_since.is_none_or(|s| now.saturating_duration_since(s) >= RESUME_AFTER))
+        .map(|l| if choice.paused { lowest } else { l });
     let Some(mut chosen) = best_fit else {
         // Not even the lowest layer fits: pause, with hysteresis, unless close enough. A
         // pause needs the receiver's reports to show the link congested as well: an estimate
@@ -709,6 +718,13 @@ mod tests {
         let d = decide(&t, &waiting, p, Some(200_000), clean, false, later);
         assert!(
             !d.paused && d.target == Some(0) && d.probe_rate == 0,
+            "{d:?}"
+        );
+        // However high the estimate found while paused, it resumes on the lowest layer and
+        // climbs from there.
+        let d = decide(&t, &waiting, p, Some(3_000_000), clean, false, later);
+        assert!(
+            !d.paused && d.target == Some(0) && d.reason == Reason::Bandwidth,
             "{d:?}"
         );
         // One layer: never paused, however low the estimate.
