@@ -159,10 +159,15 @@ class Publisher:
 
 
 class Viewer:
-    """A WHEP viewer: recvonly video + audio; every decoded frame is counted in `self.decoded`."""
+    """A WHEP viewer: recvonly video + audio; every decoded frame is counted in `self.decoded`.
 
-    def __init__(self, endpoint, bundle_policy):
+    `through`: an async function from huddle's answer to the answer to apply (e.g. one naming an
+    impairment relay); the offer then carries no candidates, so huddle knows the viewer only as
+    the address its checks come from."""
+
+    def __init__(self, endpoint, bundle_policy, through=None):
         self.endpoint = endpoint
+        self.through = through
         self.pc = RTCPeerConnection(configuration(bundle_policy))
         self.decoded = Decoded()
         self.session_url = None
@@ -196,9 +201,12 @@ class Viewer:
         self.pc.addTransceiver("audio", direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self.offer = self.pc.localDescription.sdp
+        if self.through is not None:
+            self.offer = strip_candidates(self.offer)
         self.posted_at = time.monotonic()
         self.answer, self.session_url = await asyncio.to_thread(post_offer, self.endpoint, self.offer)
-        await self.pc.setRemoteDescription(RTCSessionDescription(self.answer, "answer"))
+        answer = self.answer if self.through is None else await self.through(self.answer)
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
     def state(self):
         return f"connection {self.pc.connectionState}, ICE {self.pc.iceConnectionState}"

@@ -18,6 +18,7 @@ from aiortc import RTCBundlePolicy
 
 import aiortc_client
 import gst_client
+import impaired
 
 FPS = 15
 SIZE_A = (320, 240)
@@ -27,6 +28,10 @@ MEDIA_S = 5  # media watched after the first decoded frame
 MIN_VIDEO_FRAMES = FPS * MEDIA_S // 2  # half of what the publisher sends meanwhile
 MIN_AUDIO_FRAMES = 50 * MEDIA_S // 2  # Opus: 50 frames/s
 VIEWER_FIRST_LEAD_S = 2
+LOSSY_SETTLE_S = 2  # after the lossy viewer's first frame, before its window opens
+LOSSY_WINDOW_S = 8
+LOSSY_MIN_SHARE = 0.95  # of the clean viewer's frames in the same window
+LOSSY_MAX_FREEZE_S = 1.0
 
 BALANCED = RTCBundlePolicy.BALANCED
 MAX_BUNDLE = RTCBundlePolicy.MAX_BUNDLE
@@ -229,6 +234,75 @@ async def publisher_replaced(report, base, log_dir, room, codec, bundle):
         await b.close()
 
 
+async def view_through_loss(report, base, log_dir, room, loss, seed=7):
+    """An aiortc publisher, a clean aiortc viewer and one whose downlink goes through
+    impair-relay losing `loss` of the packets at random: over LOSSY_WINDOW_S the lossy viewer
+    decodes at least LOSSY_MIN_SHARE of the clean one's frames and never waits more than
+    LOSSY_MAX_FREEZE_S for one (huddle resends what it NACKs, and replaces a keyframe lost
+    beyond repair)."""
+    relays = []
+
+    async def through(answer):
+        server = impaired.server_address(answer)
+        if server is None:
+            raise RuntimeError("no UDP candidate in huddle's answer")
+        relay = await impaired.Relay.start(server, seed=seed)
+        relays.append(relay)
+        return impaired.via_relay(answer, relay.client_side)
+
+    publisher = aiortc_publisher("VP8")(f"{base}/whip/{room}")
+    clean = aiortc_client.Viewer(f"{base}/whep/{room}", BALANCED)
+    lossy = aiortc_client.Viewer(f"{base}/whep/{room}", BALANCED, through=through)
+    try:
+        await publisher.start()
+        await clean.start()
+        await lossy.start()
+        report.first_frame_ms = await first_frame(
+            report, base, lossy, publisher, publisher.size, lossy.posted_at, "lossy viewer"
+        )
+        if report.first_frame_ms is None:
+            return
+        # The link turns lossy once the viewer decodes: aiortc never asks for packets before
+        # the first it received, nor for a keyframe when its first one cannot be decoded, so
+        # loss from the very first packet can leave it without video until the publisher's
+        # next keyframe.
+        await relays[0].ask(f"set down loss={loss}")
+        await asyncio.sleep(LOSSY_SETTLE_S)
+        start = time.monotonic()
+        audio_before = lossy.decoded.audio_frames
+        before = (await relays[0].stats())["down"]
+        await asyncio.sleep(LOSSY_WINDOW_S)
+        end = time.monotonic()
+        after = (await relays[0].stats())["down"]
+        clean_frames, _ = clean.decoded.window(start, end)
+        frames, freeze = lossy.decoded.window(start, end)
+        audio = lossy.decoded.audio_frames - audio_before
+        received = after["received"] - before["received"]
+        lost = (after["lost"] - before["lost"]) / max(1, received)
+        report.check(lost >= loss * 0.5, f"the relay lost {lost:.1%} of the {received} packets towards the viewer in the window")
+        report.check(
+            frames >= clean_frames * LOSSY_MIN_SHARE,
+            f"{frames} video frames decoded in {LOSSY_WINDOW_S} s against {clean_frames} by the loss-free viewer "
+            f"({frames / max(1, clean_frames):.1%}, need ≥ {LOSSY_MIN_SHARE:.0%})",
+        )
+        report.check(
+            freeze <= LOSSY_MAX_FREEZE_S,
+            f"longest time without a decoded frame {freeze * 1000:.0f} ms (need ≤ {LOSSY_MAX_FREEZE_S * 1000:.0f} ms)",
+        )
+        # Audio is not resent: what is lost stays lost (Opus RED, where negotiated, carries it).
+        report.check(audio > 0, f"{audio} audio frames decoded in the window")
+        await check_delete(report, lossy, "lossy viewer")
+    finally:
+        summarize(report, lossy)
+        save_sdp(log_dir, "publisher", publisher)
+        save_sdp(log_dir, "viewer", lossy)
+        await lossy.close()
+        await clean.close()
+        await publisher.close()
+        for relay in relays:
+            await relay.stop()
+
+
 # --- the matrix ------------------------------------------------------------------------------
 
 
@@ -324,6 +398,17 @@ ROWS = [
             partial(publish_then_view, make_publisher=aiortc_publisher(codec), make_viewer=gst_viewer(codec)),
         )
         for codec in ("VP8", "H264")
+    ),
+    Row(
+        "aiortc-viewer-loss-5",
+        *AIORTC,
+        "WHEP viewer behind 5% random loss",
+        "VP8+Opus",
+        "balanced",
+        "aiortc publisher → two aiortc viewers, one through impair-relay, which loses 5% of the packets "
+        f"towards it once it decodes: ≥ {LOSSY_MIN_SHARE:.0%} of the loss-free viewer's frames over "
+        f"{LOSSY_WINDOW_S} s, no wait over {LOSSY_MAX_FREEZE_S:.0f} s for a frame",
+        partial(view_through_loss, loss=0.05),
     ),
     Row(
         "gst-viewer-vp8-ice-tcp",
