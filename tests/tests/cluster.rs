@@ -19,18 +19,22 @@ use tokio_tungstenite::tungstenite::Message;
 const TOKEN: &str = "cluster-shared-token";
 const ROOM: &str = "stage";
 
-fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free TCP port")
-        .port()
-}
+/// Ports handed out in this process: a node binds its ports only once it runs, so a port
+/// free now may be another node's already.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free UDP port")
-        .port()
+/// A loopback port free for TCP and UDP both (a node listens for ICE over TCP on its UDP
+/// port) and not handed out before.
+fn free_port() -> u16 {
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("free TCP port");
+        let port = tcp.local_addr().expect("bound TCP port").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// A child process killed when dropped.
@@ -59,7 +63,7 @@ async fn connect_redis(url: &str) -> redis::aio::ConnectionManager {
 }
 
 fn start_redis() -> (Process, String) {
-    let port = free_tcp();
+    let port = free_port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
@@ -100,8 +104,8 @@ impl Node {
     }
 
     fn start_with(id: &str, redis: &str, extra: &[&str]) -> Node {
-        let http = SocketAddr::from(([127, 0, 0, 1], free_tcp()));
-        let udp = SocketAddr::from(([127, 0, 0, 1], free_udp()));
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let udp = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let child = Command::new(huddle_bin())
             .args(["--http", &http.to_string(), "--udp", &udp.to_string()])
             .args(["--token", TOKEN])
