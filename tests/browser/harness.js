@@ -425,7 +425,6 @@ export async function startRelay(server, { up = 'none', down = 'none', seed = 1 
   };
   return track({
     clientSide: hello.client_side,
-    serverSide: hello.server_side,
     set: (direction, spec) => ask(`set ${direction} ${spec}`),
     stats: () => ask('stats'),
     async stop() {
