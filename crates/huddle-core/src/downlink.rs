@@ -35,8 +35,8 @@ const FRESH: Duration = Duration::from_millis(2500);
 /// layer left behind, and so do those this soon after the next layer's first packet: what
 /// str0m still queued of the old layer was dropped unsent, and the subscriber counts the
 /// numbers it skipped as lost. Ignored. (A browser reports video every 0.5–1.5 s, and str0m
-/// hands the reports over once a second.)
-const SWITCH_GRACE: Duration = Duration::from_millis(2500);
+/// hands the reports over once a second: the report of the gap was seen 2.5 s after it.)
+const SWITCH_GRACE: Duration = Duration::from_secs(3);
 /// A look at the pacer's queue older than this says nothing about now (it is looked at every
 /// 100 ms).
 const BACKLOG_FRESH: Duration = Duration::from_millis(500);
